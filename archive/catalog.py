@@ -1,0 +1,703 @@
+"""The catalog: one SQLite database with sessions, recordings, objects, transcripts, jobs, users
+and the audit log. This module is the only place with SQL.
+
+The database runs in WAL mode (readers never wait for the writer) with foreign keys on. The
+schema has a version (`PRAGMA user_version`) and a list of migrations; opening an older catalog
+brings it up to date. Each thread gets its own connection, so the web server's threads and the
+ingest workers can share one `Catalog`.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import Conflict, InvalidInput, NotFound
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE sessions (
+        id              TEXT PRIMARY KEY,
+        title           TEXT NOT NULL,
+        held_on         TEXT NOT NULL,
+        case_code       TEXT NOT NULL DEFAULT '',
+        category        TEXT NOT NULL DEFAULT '',
+        chair           TEXT NOT NULL DEFAULT '',
+        central_point   TEXT NOT NULL DEFAULT '',
+        delegate_points TEXT NOT NULL DEFAULT '[]',
+        complainants    TEXT NOT NULL DEFAULT '[]',
+        participants    TEXT NOT NULL DEFAULT '[]',
+        notes           TEXT NOT NULL DEFAULT '',
+        retention       TEXT NOT NULL DEFAULT 'permanent',
+        legal_hold      INTEGER NOT NULL DEFAULT 0,
+        revision        INTEGER NOT NULL DEFAULT 1,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL
+    );
+    CREATE INDEX sessions_held_on ON sessions(held_on);
+
+    CREATE TABLE objects (
+        sha256      TEXT PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        kind        TEXT NOT NULL,          -- original | access | transcript | derived
+        media_type  TEXT NOT NULL DEFAULT '',
+        created_at  TEXT NOT NULL,
+        verified_at TEXT,
+        verify_ok   INTEGER
+    );
+
+    CREATE TABLE recordings (
+        id              TEXT PRIMARY KEY,   -- the first 16 hex of the original's SHA-256
+        session_id      TEXT NOT NULL REFERENCES sessions(id),
+        point           TEXT NOT NULL DEFAULT '',
+        original_name   TEXT NOT NULL,
+        original_sha256 TEXT NOT NULL UNIQUE REFERENCES objects(sha256),
+        access_sha256   TEXT REFERENCES objects(sha256),
+        access_mime     TEXT NOT NULL DEFAULT '',
+        duration        REAL NOT NULL DEFAULT 0,
+        has_video       INTEGER NOT NULL DEFAULT 0,
+        has_audio       INTEGER NOT NULL DEFAULT 0,
+        probe           TEXT NOT NULL DEFAULT '{}',
+        created_at      TEXT NOT NULL
+    );
+    CREATE INDEX recordings_session ON recordings(session_id);
+
+    CREATE TABLE transcripts (
+        id           INTEGER PRIMARY KEY,
+        recording_id TEXT NOT NULL REFERENCES recordings(id),
+        version      INTEGER NOT NULL,
+        kind         TEXT NOT NULL,         -- machine | human
+        engine       TEXT NOT NULL DEFAULT '',
+        model        TEXT NOT NULL DEFAULT '',
+        author       TEXT NOT NULL,
+        label        TEXT NOT NULL DEFAULT '',
+        based_on     INTEGER,
+        sha256       TEXT REFERENCES objects(sha256),
+        segments     TEXT NOT NULL,         -- JSON list of segments
+        seconds      REAL NOT NULL DEFAULT 0,
+        created_at   TEXT NOT NULL,
+        UNIQUE (recording_id, version)
+    );
+
+    CREATE TABLE jobs (
+        id           INTEGER PRIMARY KEY,
+        source       TEXT NOT NULL,
+        source_name  TEXT NOT NULL,
+        source_size  INTEGER,
+        source_mtime REAL,
+        session_id   TEXT REFERENCES sessions(id),
+        point        TEXT NOT NULL DEFAULT '',
+        sha256       TEXT,
+        recording_id TEXT,
+        stage        TEXT NOT NULL DEFAULT 'receive',
+        status       TEXT NOT NULL DEFAULT 'pending',  -- pending|running|waiting|done|failed|duplicate
+        progress     REAL NOT NULL DEFAULT 0,
+        message      TEXT NOT NULL DEFAULT '',
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        options      TEXT NOT NULL DEFAULT '{}',
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX jobs_status ON jobs(status);
+    CREATE INDEX jobs_source ON jobs(source);
+
+    CREATE TABLE job_stages (
+        job_id      INTEGER NOT NULL REFERENCES jobs(id),
+        stage       TEXT NOT NULL,
+        status      TEXT NOT NULL,          -- running | done | failed | skipped
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        seconds     REAL,
+        message     TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (job_id, stage)
+    );
+
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        role          TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        clearance     INTEGER NOT NULL DEFAULT 0,
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        created_at    TEXT NOT NULL
+    );
+
+    CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY,
+        at         TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        session_id TEXT,
+        target     TEXT NOT NULL DEFAULT '',
+        detail     TEXT NOT NULL DEFAULT '{}',
+        prev_hash  TEXT NOT NULL,
+        hash       TEXT NOT NULL
+    );
+    CREATE INDEX audit_session ON audit(session_id);
+
+    CREATE TABLE fixity_runs (
+        id          INTEGER PRIMARY KEY,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        scope       TEXT NOT NULL,
+        checked     INTEGER NOT NULL DEFAULT 0,
+        failed      INTEGER NOT NULL DEFAULT 0,
+        detail      TEXT NOT NULL DEFAULT '{}'
+    );
+
+    CREATE TABLE backups (
+        id          INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL,          -- disk | disc
+        dest        TEXT NOT NULL,
+        label       TEXT NOT NULL DEFAULT '',
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        status      TEXT NOT NULL,          -- running | complete | failed
+        detail      TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+]
+
+GENESIS_HASH = "0" * 64
+JSON_LIST_FIELDS = ("delegate_points", "complainants", "participants")
+SESSION_FIELDS = ("title", "held_on", "case_code", "category", "chair", "central_point",
+                  "delegate_points", "complainants", "participants", "notes", "retention",
+                  "legal_hold")
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 with seconds, the one time format of the catalog."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass
+class Session:
+    id: str
+    title: str
+    held_on: str
+    case_code: str = ""
+    category: str = ""
+    chair: str = ""
+    central_point: str = ""
+    delegate_points: list = field(default_factory=list)
+    complainants: list = field(default_factory=list)
+    participants: list = field(default_factory=list)
+    notes: str = ""
+    retention: str = "permanent"
+    legal_hold: int = 0
+    revision: int = 1
+    created_at: str = ""
+    updated_at: str = ""
+
+    @property
+    def points(self) -> list[str]:
+        return [p for p in [self.central_point, *self.delegate_points] if p]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Recording:
+    id: str
+    session_id: str
+    point: str
+    original_name: str
+    original_sha256: str
+    access_sha256: str | None
+    access_mime: str
+    duration: float
+    has_video: int
+    has_audio: int
+    probe: dict
+    created_at: str
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("probe")
+        return d
+
+
+@dataclass
+class Transcript:
+    id: int
+    recording_id: str
+    version: int
+    kind: str
+    engine: str
+    model: str
+    author: str
+    label: str
+    based_on: int | None
+    sha256: str | None
+    segments: list
+    seconds: float
+    created_at: str
+
+    def to_dict(self, with_segments: bool = True) -> dict:
+        d = asdict(self)
+        if not with_segments:
+            d.pop("segments")
+        return d
+
+
+@dataclass
+class Job:
+    id: int
+    source: str
+    source_name: str
+    source_size: int | None
+    source_mtime: float | None
+    session_id: str | None
+    point: str
+    sha256: str | None
+    recording_id: str | None
+    stage: str
+    status: str
+    progress: float
+    message: str
+    attempts: int
+    options: dict
+    created_at: str
+    updated_at: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class User:
+    id: int
+    name: str
+    role: str
+    password_hash: str
+    clearance: int
+    disabled: int
+    created_at: str
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("password_hash")
+        return d
+
+
+def _build(cls, row: sqlite3.Row | None, json_fields: tuple[str, ...] = ()):
+    if row is None:
+        return None
+    values = dict(row)
+    for name in json_fields:
+        values[name] = json.loads(values[name])
+    return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+
+def audit_hash(prev_hash: str, entry: dict) -> str:
+    """The chain link of one audit entry: SHA-256 over the previous hash and the entry's fields."""
+    body = json.dumps(entry, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        self._migrate()
+
+    # -- connections and transactions -------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the write lock from its start (BEGIN IMMEDIATE)."""
+        db = self.db
+        if db.in_transaction:  # nested: the outer transaction commits
+            yield db
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def ping(self) -> None:
+        self.db.execute("SELECT 1").fetchone()
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def create_session(self, meta: dict) -> Session:
+        """A new session with the next id of its year (TCD-YYYY-NNNN)."""
+        values = _session_values(meta)
+        if not values.get("title") or not values.get("held_on"):
+            raise InvalidInput("A session needs a title and a date (held_on).")
+        year = values["held_on"][:4]
+        stamp = now()
+        with self.transaction() as db:
+            row = db.execute("SELECT id FROM sessions WHERE id LIKE ? ORDER BY id DESC LIMIT 1",
+                             (f"TCD-{year}-%",)).fetchone()
+            number = int(row["id"].rsplit("-", 1)[1]) + 1 if row else 1
+            session_id = meta.get("id") or f"TCD-{year}-{number:04d}"
+            cols = ["id", *values, "created_at", "updated_at"]
+            db.execute(f"INSERT INTO sessions ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                       [session_id, *values.values(), stamp, stamp])
+        return self.get_session(session_id)
+
+    def get_session(self, session_id: str) -> Session:
+        row = self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"There is no session {session_id}; `tcd sessions` lists them.")
+        return _build(Session, row, JSON_LIST_FIELDS)
+
+    def find_session(self, session_id: str) -> Session | None:
+        row = self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return _build(Session, row, JSON_LIST_FIELDS)
+
+    def list_sessions(self) -> list[Session]:
+        rows = self.db.execute("SELECT * FROM sessions ORDER BY held_on DESC, id DESC").fetchall()
+        return [_build(Session, r, JSON_LIST_FIELDS) for r in rows]
+
+    def update_session(self, session_id: str, changes: dict, revision: int | None = None) -> Session:
+        """Change metadata; with `revision`, refuse if someone changed the session since."""
+        values = _session_values(changes)
+        with self.transaction() as db:
+            current = self.get_session(session_id)
+            if revision is not None and revision != current.revision:
+                raise Conflict(f"Session {session_id} was changed by someone else; reload and try again.")
+            if values:
+                sets = ", ".join(f"{k} = ?" for k in values)
+                db.execute(f"UPDATE sessions SET {sets}, revision = revision + 1, updated_at = ? WHERE id = ?",
+                           [*values.values(), now(), session_id])
+        return self.get_session(session_id)
+
+    def touch_session(self, session_id: str) -> None:
+        """Bump the revision, so caches (the search index) know the session changed."""
+        self.db.execute("UPDATE sessions SET revision = revision + 1, updated_at = ? WHERE id = ?",
+                        (now(), session_id))
+
+    def delete_session_if_empty(self, session_id: str) -> bool:
+        with self.transaction() as db:
+            busy = db.execute(
+                "SELECT (SELECT COUNT(*) FROM recordings WHERE session_id = ?)"
+                " + (SELECT COUNT(*) FROM jobs WHERE session_id = ? AND status IN ('pending','running','waiting'))",
+                (session_id, session_id)).fetchone()[0]
+            if busy:
+                return False
+            db.execute("UPDATE jobs SET session_id = NULL WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        return True
+
+    # -- objects --------------------------------------------------------------------------------
+
+    def add_object(self, sha256: str, size: int, kind: str, media_type: str = "") -> None:
+        self.db.execute("INSERT OR IGNORE INTO objects (sha256, size, kind, media_type, created_at)"
+                        " VALUES (?, ?, ?, ?, ?)", (sha256, size, kind, media_type, now()))
+
+    def get_object(self, sha256: str) -> dict:
+        row = self.db.execute("SELECT * FROM objects WHERE sha256 = ?", (sha256,)).fetchone()
+        if row is None:
+            raise NotFound(f"The catalog has no object {sha256[:12]}….")
+        return dict(row)
+
+    def list_objects(self, session_id: str | None = None, verified_before: str | None = None) -> list[dict]:
+        """Objects, optionally only those of one session or not verified since a time."""
+        sql, args = "SELECT o.* FROM objects o", []
+        where = []
+        if session_id:
+            where.append("o.sha256 IN (SELECT original_sha256 FROM recordings WHERE session_id = ?1"
+                         " UNION SELECT access_sha256 FROM recordings WHERE session_id = ?1"
+                         " UNION SELECT t.sha256 FROM transcripts t JOIN recordings r"
+                         " ON t.recording_id = r.id WHERE r.session_id = ?1)")
+            args.append(session_id)
+        if verified_before:
+            where.append(f"(o.verified_at IS NULL OR o.verified_at < ?{len(args) + 1})")
+            args.append(verified_before)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY o.created_at, o.sha256", args)]
+
+    def mark_verified(self, sha256: str, ok: bool) -> None:
+        self.db.execute("UPDATE objects SET verified_at = ?, verify_ok = ? WHERE sha256 = ?",
+                        (now(), int(ok), sha256))
+
+    # -- recordings -----------------------------------------------------------------------------
+
+    def add_recording(self, *, session_id: str, original_sha256: str, original_name: str,
+                      point: str = "", duration: float = 0, has_video: bool = False,
+                      has_audio: bool = False, probe: dict | None = None) -> Recording:
+        """The recording of this original; the same original twice is one recording."""
+        existing = self.recording_by_original(original_sha256)
+        if existing:
+            return existing
+        rec_id = original_sha256[:16]
+        self.db.execute(
+            "INSERT INTO recordings (id, session_id, point, original_name, original_sha256, duration,"
+            " has_video, has_audio, probe, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rec_id, session_id, point, original_name, original_sha256, duration, int(has_video),
+             int(has_audio), json.dumps(probe or {}), now()))
+        self.touch_session(session_id)
+        return self.get_recording(rec_id)
+
+    def get_recording(self, recording_id: str) -> Recording:
+        row = self.db.execute("SELECT * FROM recordings WHERE id = ?", (recording_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"There is no recording {recording_id}.")
+        return _build(Recording, row, ("probe",))
+
+    def recording_by_original(self, sha256: str) -> Recording | None:
+        row = self.db.execute("SELECT * FROM recordings WHERE original_sha256 = ?", (sha256,)).fetchone()
+        return _build(Recording, row, ("probe",))
+
+    def recordings_for_session(self, session_id: str) -> list[Recording]:
+        rows = self.db.execute("SELECT * FROM recordings WHERE session_id = ? ORDER BY created_at, id",
+                               (session_id,)).fetchall()
+        return [_build(Recording, r, ("probe",)) for r in rows]
+
+    def set_access_copy(self, recording_id: str, sha256: str, mime: str) -> None:
+        self.db.execute("UPDATE recordings SET access_sha256 = ?, access_mime = ? WHERE id = ?",
+                        (sha256, mime, recording_id))
+
+    # -- transcripts ----------------------------------------------------------------------------
+
+    def add_transcript(self, *, recording_id: str, segments: list, kind: str, author: str,
+                       engine: str = "", model: str = "", label: str = "", sha256: str | None = None,
+                       seconds: float = 0, based_on: int | None = None) -> Transcript:
+        """Store a new version. With `based_on`, refuse if a newer version exists already
+        (two people correcting the same version: the second gets a Conflict, not a lost edit)."""
+        if kind not in ("machine", "human"):
+            raise InvalidInput(f"Unknown transcript kind '{kind}'.")
+        with self.transaction() as db:
+            rec = self.get_recording(recording_id)
+            latest = db.execute("SELECT MAX(version) FROM transcripts WHERE recording_id = ?",
+                                (recording_id,)).fetchone()[0] or 0
+            if based_on is not None and based_on != latest:
+                raise Conflict(f"Version {latest} of this transcript was saved after version {based_on} "
+                               "that you edited; reload it and apply your change again.")
+            db.execute(
+                "INSERT INTO transcripts (recording_id, version, kind, engine, model, author, label,"
+                " based_on, sha256, segments, seconds, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (recording_id, latest + 1, kind, engine, model, author, label, based_on, sha256,
+                 json.dumps(segments, ensure_ascii=False), seconds, now()))
+            self.touch_session(rec.session_id)
+        return self.get_transcript(recording_id, latest + 1)
+
+    def get_transcript(self, recording_id: str, version: int) -> Transcript:
+        row = self.db.execute("SELECT * FROM transcripts WHERE recording_id = ? AND version = ?",
+                              (recording_id, version)).fetchone()
+        if row is None:
+            raise NotFound(f"Recording {recording_id} has no transcript version {version}.")
+        return _build(Transcript, row, ("segments",))
+
+    def transcripts_for_recording(self, recording_id: str) -> list[Transcript]:
+        rows = self.db.execute("SELECT * FROM transcripts WHERE recording_id = ? ORDER BY version",
+                               (recording_id,)).fetchall()
+        return [_build(Transcript, r, ("segments",)) for r in rows]
+
+    def current_transcript(self, recording_id: str) -> Transcript | None:
+        """The version people read: the newest made by a person if any, else the newest machine one.
+        A machine run after a human correction does not push the correction aside."""
+        row = self.db.execute(
+            "SELECT * FROM transcripts WHERE recording_id = ?"
+            " ORDER BY kind = 'human' DESC, version DESC LIMIT 1", (recording_id,)).fetchone()
+        return _build(Transcript, row, ("segments",))
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def create_job(self, *, source: str, source_name: str, session_id: str | None, point: str = "",
+                   source_size: int | None = None, source_mtime: float | None = None,
+                   options: dict | None = None) -> Job:
+        stamp = now()
+        cur = self.db.execute(
+            "INSERT INTO jobs (source, source_name, source_size, source_mtime, session_id, point,"
+            " options, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (source, source_name, source_size, source_mtime, session_id, point,
+             json.dumps(options or {}, ensure_ascii=False), stamp, stamp))
+        return self.get_job(cur.lastrowid)
+
+    def get_job(self, job_id: int) -> Job:
+        row = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"There is no job {job_id}.")
+        return _build(Job, row, ("options",))
+
+    def list_jobs(self, statuses: tuple[str, ...] | None = None, limit: int = 200) -> list[Job]:
+        sql, args = "SELECT * FROM jobs", []
+        if statuses:
+            sql += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+            args = list(statuses)
+        rows = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
+        return [_build(Job, r, ("options",)) for r in rows]
+
+    def unfinished_jobs(self) -> list[Job]:
+        rows = self.db.execute("SELECT * FROM jobs WHERE status IN ('pending', 'running', 'waiting')"
+                               " ORDER BY id").fetchall()
+        return [_build(Job, r, ("options",)) for r in rows]
+
+    def job_for_source(self, source: str, size: int, mtime: float) -> Job | None:
+        """The job already made for this file as it is now (same path, size and time)."""
+        row = self.db.execute("SELECT * FROM jobs WHERE source = ? AND source_size = ? AND source_mtime = ?"
+                              " ORDER BY id DESC LIMIT 1", (source, size, mtime)).fetchone()
+        return _build(Job, row, ("options",))
+
+    def update_job(self, job_id: int, **changes: Any) -> None:
+        if "options" in changes:
+            changes["options"] = json.dumps(changes["options"], ensure_ascii=False)
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        self.db.execute(f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?",
+                        [*changes.values(), now(), job_id])
+
+    def stage_started(self, job_id: int, stage: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO job_stages (job_id, stage, status, started_at)"
+                        " VALUES (?, ?, 'running', ?)", (job_id, stage, now()))
+
+    def stage_finished(self, job_id: int, stage: str, status: str, seconds: float, message: str = "") -> None:
+        self.db.execute("UPDATE job_stages SET status = ?, finished_at = ?, seconds = ?, message = ?"
+                        " WHERE job_id = ? AND stage = ?", (status, now(), seconds, message, job_id, stage))
+
+    def stages_done(self, job_id: int) -> set[str]:
+        rows = self.db.execute("SELECT stage FROM job_stages WHERE job_id = ? AND status IN ('done', 'skipped')",
+                               (job_id,)).fetchall()
+        return {r["stage"] for r in rows}
+
+    def job_stages(self, job_id: int) -> list[dict]:
+        return [dict(r) for r in self.db.execute(
+            "SELECT * FROM job_stages WHERE job_id = ? ORDER BY started_at", (job_id,))]
+
+    def reset_stage(self, job_id: int, stage: str) -> None:
+        self.db.execute("DELETE FROM job_stages WHERE job_id = ? AND stage = ?", (job_id, stage))
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def add_user(self, name: str, role: str, password_hash: str, clearance: bool = False) -> User:
+        try:
+            self.db.execute("INSERT INTO users (name, role, password_hash, clearance, created_at)"
+                            " VALUES (?, ?, ?, ?, ?)", (name, role, password_hash, int(clearance), now()))
+        except sqlite3.IntegrityError:
+            raise InvalidInput(f"A user named '{name}' exists already.") from None
+        return self.get_user(name)
+
+    def get_user(self, name: str) -> User:
+        row = self.db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"There is no user '{name}'.")
+        return _build(User, row)
+
+    def get_user_by_id(self, user_id: int) -> User | None:
+        return _build(User, self.db.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone())
+
+    def list_users(self) -> list[User]:
+        return [_build(User, r) for r in self.db.execute("SELECT * FROM users ORDER BY name")]
+
+    def update_user(self, name: str, **changes: Any) -> User:
+        self.get_user(name)
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        self.db.execute(f"UPDATE users SET {sets} WHERE name = ?", [*changes.values(), name])
+        return self.get_user(name)
+
+    # -- audit log ------------------------------------------------------------------------------
+
+    def append_audit(self, actor: str, action: str, session_id: str | None = None,
+                     target: str = "", detail: dict | None = None) -> dict:
+        """Append one entry, chained to the previous one by hash, under the write lock."""
+        with self.transaction() as db:
+            row = db.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            prev = row["hash"] if row else GENESIS_HASH
+            entry = {"at": now(), "actor": actor, "action": action, "session_id": session_id,
+                     "target": target, "detail": json.dumps(detail or {}, ensure_ascii=False, sort_keys=True)}
+            digest = audit_hash(prev, entry)
+            cur = db.execute("INSERT INTO audit (at, actor, action, session_id, target, detail, prev_hash, hash)"
+                             " VALUES (:at, :actor, :action, :session_id, :target, :detail, :prev, :hash)",
+                             {**entry, "prev": prev, "hash": digest})
+        return {"id": cur.lastrowid, **entry, "prev_hash": prev, "hash": digest}
+
+    def audit_entries(self, session_id: str | None = None, actor: str | None = None,
+                      limit: int | None = None, descending: bool = False) -> list[dict]:
+        sql, where, args = "SELECT * FROM audit", [], []
+        if session_id:
+            where.append("session_id = ?")
+            args.append(session_id)
+        if actor:
+            where.append("actor = ?")
+            args.append(actor)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id" + (" DESC" if descending else "")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [dict(r) for r in self.db.execute(sql, args)]
+
+    # -- fixity runs and backups ----------------------------------------------------------------
+
+    def start_fixity_run(self, scope: str) -> int:
+        return self.db.execute("INSERT INTO fixity_runs (started_at, scope) VALUES (?, ?)",
+                               (now(), scope)).lastrowid
+
+    def finish_fixity_run(self, run_id: int, checked: int, failed: int, detail: dict) -> None:
+        self.db.execute("UPDATE fixity_runs SET finished_at = ?, checked = ?, failed = ?, detail = ? WHERE id = ?",
+                        (now(), checked, failed, json.dumps(detail, ensure_ascii=False), run_id))
+
+    def last_fixity_run(self) -> dict | None:
+        row = self.db.execute("SELECT * FROM fixity_runs WHERE finished_at IS NOT NULL"
+                              " ORDER BY id DESC LIMIT 1").fetchone()
+        return dict(row) if row else None
+
+
+def _session_values(meta: dict) -> dict:
+    """The known session fields of `meta`, with lists stored as JSON."""
+    values = {}
+    for name in SESSION_FIELDS:
+        if name in meta and meta[name] is not None:
+            value = meta[name]
+            if name in JSON_LIST_FIELDS:
+                if isinstance(value, str):
+                    value = [v.strip() for v in value.split(";") if v.strip()]
+                value = json.dumps(list(value), ensure_ascii=False)
+            elif name == "legal_hold":
+                value = int(bool(value))
+            else:
+                value = str(value).strip()
+            values[name] = value
+    if "held_on" in values:
+        try:
+            dt.date.fromisoformat(values["held_on"])
+        except ValueError:
+            raise InvalidInput(f"'{values['held_on']}' is not a date; write it as YYYY-MM-DD.") from None
+    return values

@@ -1,0 +1,99 @@
+"""Settings: read once from `tcd.toml` (and a few environment variables) into a frozen object.
+
+No other module reads configuration on its own; the command line and the web application load
+`Settings` once and pass it down.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TOML = """\
+# TCD Archive settings. Created on first use; edit and restart to change.
+
+[storage]
+# "local" keeps objects under objects/ in this folder; "s3://ACCESS@HOST:PORT/BUCKET?secure=false"
+# keeps them on an S3 server (the secret comes from TCD_S3_SECRET or secret_file below).
+url = "local"
+# secret_file = "/etc/tcd/s3-secret"
+
+[transcribe]
+# The installed Vosk model to use (see `tcd model list`); empty means the only one installed.
+model = ""
+# Worker processes for speech recognition; 0 means one per core.
+workers = 0
+
+[server]
+host = "127.0.0.1"
+port = 8000
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    storage_url: str = "local"
+    storage_secret_file: str = ""
+    model: str = ""
+    workers: int = 0
+    host: str = "127.0.0.1"
+    port: int = 8000
+    env: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.sqlite"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.home / "objects"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "staging" / "quarantine"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.home / "secret_key"
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+
+def load(home: str | os.PathLike | None = None, env: dict | None = None) -> Settings:
+    """Settings for the data folder `home` (else TCD_HOME, else ./tcd-data), creating it."""
+    env = dict(os.environ if env is None else env)
+    home = Path(home or env.get("TCD_HOME") or "tcd-data").expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    toml_path = home / "tcd.toml"
+    if not toml_path.exists():
+        toml_path.write_text(DEFAULT_TOML, encoding="utf-8")
+    data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    storage = data.get("storage", {})
+    transcribe = data.get("transcribe", {})
+    server = data.get("server", {})
+    return Settings(
+        home=home,
+        storage_url=env.get("TCD_STORAGE") or storage.get("url", "local"),
+        storage_secret_file=storage.get("secret_file", ""),
+        model=env.get("TCD_MODEL") or transcribe.get("model", ""),
+        workers=int(transcribe.get("workers", 0)),
+        host=server.get("host", "127.0.0.1"),
+        port=int(server.get("port", 8000)),
+        env=env,
+    )

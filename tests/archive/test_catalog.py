@@ -1,0 +1,48 @@
+import pytest
+
+from archive.errors import Conflict, InvalidInput, NotFound
+
+
+def test_session_ids_count_per_year(archive):
+    a = archive.catalog.create_session({"title": "Phiên một", "held_on": "2025-03-04"})
+    b = archive.catalog.create_session({"title": "Phiên hai", "held_on": "2025-05-01"})
+    c = archive.catalog.create_session({"title": "Phiên ba", "held_on": "2026-01-09"})
+    assert (a.id, b.id, c.id) == ("TCD-2025-0001", "TCD-2025-0002", "TCD-2026-0001")
+
+
+def test_session_lists_from_semicolons_and_bad_date(archive):
+    s = archive.catalog.create_session({"title": "T", "held_on": "2025-03-04",
+                                        "complainants": "Nguyễn Văn A; Trần Thị B"})
+    assert s.complainants == ["Nguyễn Văn A", "Trần Thị B"]
+    with pytest.raises(InvalidInput):
+        archive.catalog.create_session({"title": "T", "held_on": "04/03/2025"})
+    with pytest.raises(NotFound):
+        archive.catalog.get_session("TCD-1999-0001")
+
+
+def test_transcript_versions_and_conflict(archive):
+    cat = archive.catalog
+    s = cat.create_session({"title": "T", "held_on": "2025-03-04"})
+    sha = "ab" * 32
+    cat.add_object(sha, 10, "original")
+    rec = cat.add_recording(session_id=s.id, original_sha256=sha, original_name="a.mp4")
+    assert cat.add_recording(session_id=s.id, original_sha256=sha, original_name="b.mp4").id == rec.id
+    v1 = cat.add_transcript(recording_id=rec.id, segments=[], kind="machine", author="vosk", engine="vosk")
+    v2 = cat.add_transcript(recording_id=rec.id, segments=[{"text": "x"}], kind="human", author="an",
+                            based_on=1)
+    v3 = cat.add_transcript(recording_id=rec.id, segments=[], kind="machine", author="vosk")
+    assert (v1.version, v2.version, v3.version) == (1, 2, 3)
+    assert cat.current_transcript(rec.id).version == 2  # a person's version stays current
+    with pytest.raises(Conflict):
+        cat.add_transcript(recording_id=rec.id, segments=[], kind="human", author="binh", based_on=2)
+
+
+def test_audit_entries_are_chained(archive):
+    first = archive.audit("an", "login")
+    second = archive.audit("an", "view", "TCD-2025-0001", x=1)
+    assert second["prev_hash"] == first["hash"] and first["prev_hash"] == "0" * 64
+
+
+def test_secret_key_is_private(archive):
+    archive.secret_key()
+    assert (archive.home / "secret_key").stat().st_mode & 0o777 == 0o600
