@@ -35,7 +35,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m ingest.sample --home $(DEMO_HOME) --serve
+	$(PY) -m web.demo --home $(DEMO_HOME)
 
 test: setup
 	$(VENV)/bin/pytest -q

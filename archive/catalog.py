@@ -163,6 +163,112 @@ MIGRATIONS: list[str] = [
         detail      TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # backup and restore: the history of a session restored from a backup, kept verbatim (with the
+    # hashes of the chain it was written in) beside the live audit chain, which it would break
+    """
+    CREATE TABLE audit_restored (
+        hash        TEXT PRIMARY KEY,
+        original_id INTEGER NOT NULL,
+        at          TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        session_id  TEXT,
+        target      TEXT NOT NULL DEFAULT '',
+        detail      TEXT NOT NULL DEFAULT '{}',
+        prev_hash   TEXT NOT NULL,
+        restored_at TEXT NOT NULL,
+        source      TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_restored_session ON audit_restored(session_id);
+    CREATE INDEX objects_verified_at ON objects(verified_at);
+    """,
+    # notes, sealed passages and retention (issue 9): timestamped notes with their versions, seals
+    # over spans of a recording (kept after removal, for history), the derived access copy made
+    # for the seals in force, two-person deletions and what backups must still drop
+    """
+    CREATE TABLE notes (
+        id           INTEGER PRIMARY KEY,
+        session_id   TEXT NOT NULL REFERENCES sessions(id),
+        recording_id TEXT NOT NULL REFERENCES recordings(id),
+        start_sec    REAL NOT NULL,
+        end_sec      REAL,                  -- NULL: a moment, not a span
+        text         TEXT NOT NULL,
+        author       TEXT NOT NULL,
+        version      INTEGER NOT NULL DEFAULT 1,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX notes_recording ON notes(recording_id, start_sec);
+    CREATE INDEX notes_session ON notes(session_id);
+    CREATE TABLE note_versions (
+        note_id   INTEGER NOT NULL REFERENCES notes(id),
+        version   INTEGER NOT NULL,
+        start_sec REAL NOT NULL,
+        end_sec   REAL,
+        text      TEXT NOT NULL,
+        editor    TEXT NOT NULL,
+        at        TEXT NOT NULL,
+        PRIMARY KEY (note_id, version)
+    );
+    CREATE TABLE seals (
+        id           INTEGER PRIMARY KEY,
+        session_id   TEXT NOT NULL REFERENCES sessions(id),
+        recording_id TEXT NOT NULL REFERENCES recordings(id),
+        start_sec    REAL NOT NULL,
+        end_sec      REAL NOT NULL,
+        reason       TEXT NOT NULL,
+        sealed_by    TEXT NOT NULL,
+        sealed_at    TEXT NOT NULL,
+        removed_by   TEXT,
+        removed_at   TEXT
+    );
+    CREATE INDEX seals_recording ON seals(recording_id, start_sec);
+    CREATE TABLE sealed_copies (
+        recording_id TEXT PRIMARY KEY REFERENCES recordings(id),
+        spans        TEXT NOT NULL,         -- JSON [[start, end], ...] the copy silences
+        sha256       TEXT NOT NULL REFERENCES objects(sha256),
+        mime         TEXT NOT NULL,
+        created_at   TEXT NOT NULL
+    );
+    CREATE TABLE deletions (
+        id          INTEGER PRIMARY KEY,
+        session_id  TEXT NOT NULL,          -- no foreign key: the record outlives the session
+        reason      TEXT NOT NULL DEFAULT '',
+        proposed_by TEXT NOT NULL,
+        proposed_at TEXT NOT NULL,
+        approved_by TEXT,
+        approved_at TEXT,
+        status      TEXT NOT NULL DEFAULT 'proposed',  -- proposed | approved | done | withdrawn
+        detail      TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX deletions_session ON deletions(session_id);
+    CREATE TABLE backup_removals (
+        id          INTEGER PRIMARY KEY,
+        deletion_id INTEGER NOT NULL REFERENCES deletions(id),
+        session_id  TEXT NOT NULL,
+        objects     TEXT NOT NULL,          -- JSON list of the SHA-256 removed from the store
+        removed_at  TEXT NOT NULL
+    );
+    """,
+    # citations (issue 6): each citation code issued, with what it commits to, so a code printed
+    # in a document can be checked against the stored transcript object years later. No foreign
+    # key: a recording removed under retention rules leaves its citations to say so when checked.
+    """
+    CREATE TABLE citations (
+        code              TEXT PRIMARY KEY,
+        recording_id      TEXT NOT NULL,
+        version           INTEGER NOT NULL,
+        start             REAL NOT NULL,
+        end               REAL NOT NULL,
+        transcript_sha256 TEXT NOT NULL,
+        quote_sha256      TEXT NOT NULL,
+        quote             TEXT NOT NULL,
+        speaker           TEXT NOT NULL DEFAULT '',
+        issued_by         TEXT NOT NULL,
+        issued_at         TEXT NOT NULL
+    );
+    CREATE INDEX citations_recording ON citations(recording_id, version);
+    """,
 ]
 
 GENESIS_HASH = "0" * 64
@@ -416,7 +522,7 @@ class Catalog:
         with self.transaction() as db:
             busy = db.execute(
                 "SELECT (SELECT COUNT(*) FROM recordings WHERE session_id = ?)"
-                " + (SELECT COUNT(*) FROM jobs WHERE session_id = ? AND status IN ('pending','running','waiting'))",
+                " + (SELECT COUNT(*) FROM jobs WHERE session_id = ? AND status IN ('pending','running','waiting','failed'))",
                 (session_id, session_id)).fetchone()[0]
             if busy:
                 return False
@@ -538,6 +644,41 @@ class Catalog:
             "SELECT * FROM transcripts WHERE recording_id = ?"
             " ORDER BY kind = 'human' DESC, version DESC LIMIT 1", (recording_id,)).fetchone()
         return _build(Transcript, row, ("segments",))
+
+    # -- citations (issue 6) --------------------------------------------------------------------
+
+    def add_citation(self, row: dict) -> bool:
+        """Keep an issued citation; False if that code was issued before (the same passage of
+        the same version gives the same code, and the first issue is the one kept)."""
+        cols = ("code", "recording_id", "version", "start", "end", "transcript_sha256",
+                "quote_sha256", "quote", "speaker", "issued_by", "issued_at")
+        cur = self.db.execute(f"INSERT OR IGNORE INTO citations ({', '.join(cols)})"
+                              f" VALUES ({', '.join('?' * len(cols))})", [row[c] for c in cols])
+        return cur.rowcount == 1
+
+    def get_citation(self, code: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM citations WHERE code = ?", (code,)).fetchone()
+        return dict(row) if row else None
+
+    def citations_for_recording(self, recording_id: str) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM citations WHERE recording_id = ? ORDER BY issued_at, code",
+                               (recording_id,))
+        return [dict(r) for r in rows]
+
+    # -- speech recognition (transcribe stage) --------------------------------------------------
+
+    def recordings_awaiting_transcript(self) -> list[Recording]:
+        """Recordings with sound and no transcript yet (for `tcd transcribe --pending`)."""
+        rows = self.db.execute(
+            "SELECT * FROM recordings r WHERE r.has_audio = 1 AND NOT EXISTS"
+            " (SELECT 1 FROM transcripts t WHERE t.recording_id = r.id)"
+            " ORDER BY r.created_at, r.id").fetchall()
+        return [_build(Recording, r, ("probe",)) for r in rows]
+
+    def jobs_for_recording(self, recording_id: str) -> list[Job]:
+        rows = self.db.execute("SELECT * FROM jobs WHERE recording_id = ? ORDER BY id DESC",
+                               (recording_id,)).fetchall()
+        return [_build(Job, r, ("options",)) for r in rows]
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -678,6 +819,360 @@ class Catalog:
         row = self.db.execute("SELECT * FROM fixity_runs WHERE finished_at IS NOT NULL"
                               " ORDER BY id DESC LIMIT 1").fetchone()
         return dict(row) if row else None
+
+    # -- backup, fixity and restore (issue 7) ---------------------------------------------------
+
+    def list_fixity_runs(self, limit: int = 20) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM fixity_runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    def object_owners(self, sha256: str) -> list[dict]:
+        """What an object is, for people: session, recording, role and file name."""
+        rows = self.db.execute(
+            "SELECT session_id, id AS recording_id, 'original' AS role, original_name AS name"
+            " FROM recordings WHERE original_sha256 = ?1"
+            " UNION ALL SELECT session_id, id, 'access', original_name FROM recordings WHERE access_sha256 = ?1"
+            " UNION ALL SELECT r.session_id, r.id, 'transcript v' || t.version, r.original_name"
+            " FROM transcripts t JOIN recordings r ON t.recording_id = r.id WHERE t.sha256 = ?1",
+            (sha256,))
+        return [dict(r) for r in rows]
+
+    def damaged_objects(self) -> list[dict]:
+        """Objects whose last fixity check failed (they differed or were missing)."""
+        return [dict(r) for r in self.db.execute("SELECT * FROM objects WHERE verify_ok = 0 ORDER BY sha256")]
+
+    def start_backup(self, kind: str, dest: str, label: str = "") -> int:
+        return self.db.execute("INSERT INTO backups (kind, dest, label, started_at, status)"
+                               " VALUES (?, ?, ?, ?, 'running')", (kind, dest, label, now())).lastrowid
+
+    def finish_backup(self, backup_id: int, status: str, detail: dict) -> None:
+        self.db.execute("UPDATE backups SET finished_at = ?, status = ?, detail = ? WHERE id = ?",
+                        (now(), status, json.dumps(detail, ensure_ascii=False), backup_id))
+
+    def list_backups(self, limit: int = 50) -> list[dict]:
+        """Backups, newest first, with `detail` decoded (sessions, files, bytes, message)."""
+        rows = self.db.execute("SELECT * FROM backups ORDER BY id DESC LIMIT ?", (limit,))
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    def session_history(self, session_id: str) -> list[dict]:
+        """A session's audit entries: those restored from a backup, then the live chain's."""
+        restored = self.db.execute(
+            "SELECT original_id AS id, at, actor, action, session_id, target, detail, prev_hash, hash"
+            " FROM audit_restored WHERE session_id = ? ORDER BY at, original_id", (session_id,))
+        return [dict(r) for r in restored] + self.audit_entries(session_id=session_id)
+
+    def restore_session(self, doc: dict) -> bool:
+        """Insert a session exactly as a backup describes it; False if the id exists already."""
+        cols = ["id", *SESSION_FIELDS, "revision", "created_at", "updated_at"]
+        values = [json.dumps(doc[c], ensure_ascii=False) if c in JSON_LIST_FIELDS else doc[c] for c in cols]
+        cur = self.db.execute(f"INSERT OR IGNORE INTO sessions ({', '.join(cols)})"
+                              f" VALUES ({', '.join('?' * len(cols))})", values)
+        return cur.rowcount == 1
+
+    def restore_object(self, doc: dict) -> bool:
+        cur = self.db.execute("INSERT OR IGNORE INTO objects (sha256, size, kind, media_type, created_at)"
+                              " VALUES (?, ?, ?, ?, ?)",
+                              (doc["sha256"], doc["size"], doc["kind"], doc.get("media_type", ""),
+                               doc.get("created_at") or now()))
+        return cur.rowcount == 1
+
+    def restore_recording(self, doc: dict) -> bool:
+        cols = ["id", "session_id", "point", "original_name", "original_sha256", "access_sha256",
+                "access_mime", "duration", "has_video", "has_audio", "probe", "created_at"]
+        values = [json.dumps(doc.get(c) or {}, ensure_ascii=False) if c == "probe" else doc.get(c)
+                  for c in cols]
+        cur = self.db.execute(f"INSERT OR IGNORE INTO recordings ({', '.join(cols)})"
+                              f" VALUES ({', '.join('?' * len(cols))})", values)
+        return cur.rowcount == 1
+
+    def restore_transcript(self, doc: dict, segments: list) -> bool:
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO transcripts (recording_id, version, kind, engine, model, author, label,"
+            " based_on, sha256, segments, seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc["recording_id"], doc["version"], doc["kind"], doc.get("engine", ""), doc.get("model", ""),
+             doc["author"], doc.get("label", ""), doc.get("based_on"), doc.get("sha256"),
+             json.dumps(segments, ensure_ascii=False), doc.get("seconds", 0), doc["created_at"]))
+        return cur.rowcount == 1
+
+    def restore_history(self, entries: list[dict], source: str) -> int:
+        """Keep a restored session's audit entries verbatim; returns how many were new."""
+        added = 0
+        for e in entries:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO audit_restored (hash, original_id, at, actor, action, session_id,"
+                " target, detail, prev_hash, restored_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (e["hash"], e["id"], e["at"], e["actor"], e["action"], e.get("session_id"),
+                 e.get("target", ""), e.get("detail", "{}"), e["prev_hash"], now(), source))
+            added += cur.rowcount
+        return added
+
+    # -- notes, seals and retention (issue 9) ---------------------------------------------------
+
+    _NOTE_COLS = ("id, session_id, recording_id, start_sec AS start, end_sec AS end, text, author,"
+                  " version, created_at, updated_at")
+    _SEAL_COLS = ("id, session_id, recording_id, start_sec AS start, end_sec AS end, reason, sealed_by,"
+                  " sealed_at, removed_by, removed_at")
+
+    def add_note(self, *, recording_id: str, start: float, end: float | None, text: str,
+                 author: str) -> dict:
+        """A new note and its first version, in one transaction."""
+        stamp = now()
+        with self.transaction() as db:
+            rec = self.get_recording(recording_id)
+            note_id = db.execute(
+                "INSERT INTO notes (session_id, recording_id, start_sec, end_sec, text, author, version,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                (rec.session_id, recording_id, start, end, text, author, stamp, stamp)).lastrowid
+            db.execute("INSERT INTO note_versions (note_id, version, start_sec, end_sec, text, editor, at)"
+                       " VALUES (?, 1, ?, ?, ?, ?, ?)", (note_id, start, end, text, author, stamp))
+            self.touch_session(rec.session_id)
+        return self.get_note(note_id)
+
+    def get_note(self, note_id: int) -> dict:
+        row = self.db.execute(f"SELECT {self._NOTE_COLS} FROM notes WHERE id = ?", (note_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"There is no note {note_id}; `tcd note list SESSION` lists them.")
+        return dict(row)
+
+    def list_notes(self, session_id: str | None = None, recording_id: str | None = None) -> list[dict]:
+        sql, args = f"SELECT {self._NOTE_COLS} FROM notes", []
+        if recording_id:
+            sql, args = sql + " WHERE recording_id = ?", [recording_id]
+        elif session_id:
+            sql, args = sql + " WHERE session_id = ?", [session_id]
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY recording_id, start_sec, id", args)]
+
+    def update_note(self, note_id: int, *, start: float, end: float | None, text: str, editor: str,
+                    version: int | None = None) -> dict:
+        """Change a note; with `version`, refuse if someone saved a newer version since."""
+        stamp = now()
+        with self.transaction() as db:
+            note = self.get_note(note_id)
+            if version is not None and version != note["version"]:
+                raise Conflict(f"Note {note_id} was changed by someone else (version {note['version']}); "
+                               "reload it and apply your change again.")
+            new = note["version"] + 1
+            db.execute("UPDATE notes SET start_sec = ?, end_sec = ?, text = ?, version = ?, updated_at = ?"
+                       " WHERE id = ?", (start, end, text, new, stamp, note_id))
+            db.execute("INSERT INTO note_versions (note_id, version, start_sec, end_sec, text, editor, at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?)", (note_id, new, start, end, text, editor, stamp))
+            self.touch_session(note["session_id"])
+        return self.get_note(note_id)
+
+    def note_versions(self, note_id: int) -> list[dict]:
+        rows = self.db.execute("SELECT note_id, version, start_sec AS start, end_sec AS end, text, editor, at"
+                               " FROM note_versions WHERE note_id = ? ORDER BY version", (note_id,))
+        return [dict(r) for r in rows]
+
+    def add_seal(self, *, recording_id: str, start: float, end: float, reason: str,
+                 sealed_by: str) -> dict:
+        """A seal over [start, end); refused (under the write lock, so two people cannot race past
+        the check) when it overlaps a seal in force."""
+        with self.transaction() as db:
+            rec = self.get_recording(recording_id)
+            other = db.execute(f"SELECT {self._SEAL_COLS} FROM seals WHERE recording_id = ?"
+                               " AND removed_at IS NULL AND start_sec < ? AND end_sec > ?"
+                               " ORDER BY start_sec LIMIT 1", (recording_id, end, start)).fetchone()
+            if other is not None:
+                raise InvalidInput(f"The span {start:g}–{end:g} s overlaps seal {other['id']} "
+                                   f"({other['start']:g}–{other['end']:g} s); choose a span outside it "
+                                   "or remove that seal first.")
+            seal_id = db.execute(
+                "INSERT INTO seals (session_id, recording_id, start_sec, end_sec, reason, sealed_by, sealed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (rec.session_id, recording_id, start, end, reason, sealed_by, now())).lastrowid
+            self.touch_session(rec.session_id)
+        return self.get_seal(seal_id)
+
+    def get_seal(self, seal_id: int) -> dict:
+        row = self.db.execute(f"SELECT {self._SEAL_COLS} FROM seals WHERE id = ?", (seal_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"There is no seal {seal_id}; `tcd seal list SESSION` lists them.")
+        return dict(row)
+
+    def list_seals(self, session_id: str | None = None, recording_id: str | None = None,
+                   with_removed: bool = False) -> list[dict]:
+        sql, where, args = f"SELECT {self._SEAL_COLS} FROM seals", [], []
+        if recording_id:
+            where.append("recording_id = ?")
+            args.append(recording_id)
+        elif session_id:
+            where.append("session_id = ?")
+            args.append(session_id)
+        if not with_removed:
+            where.append("removed_at IS NULL")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY recording_id, start_sec, id", args)]
+
+    def remove_seal(self, seal_id: int, removed_by: str) -> dict:
+        with self.transaction() as db:
+            seal = self.get_seal(seal_id)
+            if seal["removed_at"]:
+                raise InvalidInput(f"Seal {seal_id} was removed already ({seal['removed_at']}).")
+            db.execute("UPDATE seals SET removed_by = ?, removed_at = ? WHERE id = ?",
+                       (removed_by, now(), seal_id))
+            self.touch_session(seal["session_id"])
+        return self.get_seal(seal_id)
+
+    def sealed_copy(self, recording_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM sealed_copies WHERE recording_id = ?", (recording_id,)).fetchone()
+        return {**dict(row), "spans": json.loads(row["spans"])} if row else None
+
+    def set_sealed_copy(self, recording_id: str, spans: list, sha256: str | None, mime: str = "") -> str | None:
+        """Record the derived copy made for `spans` (or none, with sha256=None); returns the SHA-256
+        of the copy it replaces, for the caller to delete when no one else uses it."""
+        with self.transaction() as db:
+            old = self.sealed_copy(recording_id)
+            db.execute("DELETE FROM sealed_copies WHERE recording_id = ?", (recording_id,))
+            if sha256:
+                db.execute("INSERT INTO sealed_copies (recording_id, spans, sha256, mime, created_at)"
+                           " VALUES (?, ?, ?, ?, ?)", (recording_id, json.dumps(spans), sha256, mime, now()))
+        return old["sha256"] if old and old["sha256"] != sha256 else None
+
+    def _references(self) -> dict[str, list[tuple[str, str, str]]]:
+        """Every foreign key as parent table -> [(child table, child column, parent column)], read
+        from the schema itself, so tables added by later migrations are covered."""
+        refs: dict[str, list[tuple[str, str, str]]] = {}
+        tables = [r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for fk in self.db.execute(f"PRAGMA foreign_key_list('{table}')"):
+                parent_col = fk["to"]
+                if parent_col is None:
+                    parent_col = next(c["name"] for c in self.db.execute(f"PRAGMA table_info('{fk['table']}')")
+                                      if c["pk"])
+                refs.setdefault(fk["table"], []).append((table, fk["from"], parent_col))
+        return refs
+
+    def object_in_use(self, sha256: str, refs: dict | None = None) -> bool:
+        """Whether any row still names the object (a recording, a transcript, a sealed copy, …)."""
+        for table, column, _ in (refs or self._references()).get("objects", []):
+            if self.db.execute(f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1", (sha256,)).fetchone():
+                return True
+        return False
+
+    def forget_object(self, sha256: str) -> bool:
+        """Remove an object's row if nothing names it any more; True if it was removed."""
+        with self.transaction() as db:
+            if self.object_in_use(sha256):
+                return False
+            return db.execute("DELETE FROM objects WHERE sha256 = ?", (sha256,)).rowcount == 1
+
+    def session_objects(self, session_id: str) -> list[str]:
+        """Every object of a session: originals, access copies, transcripts and sealed copies."""
+        shas = {o["sha256"] for o in self.list_objects(session_id=session_id)}
+        shas |= {r[0] for r in self.db.execute(
+            "SELECT c.sha256 FROM sealed_copies c JOIN recordings r ON c.recording_id = r.id"
+            " WHERE r.session_id = ?", (session_id,))}
+        return sorted(shas)
+
+    def purge_session(self, session_id: str) -> list[str]:
+        """Delete a session and every row that depends on it (found through the schema's foreign
+        keys), and the rows of its objects that nothing else names; returns those objects."""
+        with self.transaction() as db:
+            self.get_session(session_id)
+            objects = self.session_objects(session_id)
+            refs = self._references()
+            rec_ids = [r[0] for r in db.execute("SELECT id FROM recordings WHERE session_id = ?", (session_id,))]
+            # a duplicate's job may belong to another session but still names the recording
+            self._delete_rows(refs, "jobs", "recording_id", rec_ids)
+            self._delete_rows(refs, "sessions", "id", [session_id])
+            db.execute("DELETE FROM audit_restored WHERE session_id = ?", (session_id,))
+            gone = []
+            for sha in objects:
+                if not self.object_in_use(sha, refs):
+                    db.execute("DELETE FROM objects WHERE sha256 = ?", (sha,))
+                    gone.append(sha)
+        return gone
+
+    def _delete_rows(self, refs: dict, table: str, column: str, values: list) -> None:
+        values = sorted({v for v in values if v is not None})
+        if not values:
+            return
+        marks = ", ".join("?" * len(values))
+        for child, child_col, parent_col in refs.get(table, []):
+            keys = values if parent_col == column else [
+                r[0] for r in self.db.execute(f"SELECT {parent_col} FROM {table} WHERE {column} IN ({marks})",
+                                              values)]
+            self._delete_rows(refs, child, child_col, keys)
+        self.db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", values)
+
+    def add_deletion(self, session_id: str, proposed_by: str, reason: str) -> dict:
+        """A proposal to delete a session; refused if one is open already."""
+        with self.transaction() as db:
+            open_ = self.open_deletion(session_id)
+            if open_:
+                raise InvalidInput(f"Deletion {open_['id']} of {session_id} was proposed already by "
+                                   f"{open_['proposed_by']}; another user approves it with "
+                                   f"`tcd retention approve {open_['id']}`.")
+            deletion_id = db.execute("INSERT INTO deletions (session_id, reason, proposed_by, proposed_at)"
+                                     " VALUES (?, ?, ?, ?)", (session_id, reason, proposed_by, now())).lastrowid
+        return self.get_deletion(deletion_id)
+
+    def get_deletion(self, deletion_id: int) -> dict:
+        row = self.db.execute("SELECT * FROM deletions WHERE id = ?", (deletion_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"There is no deletion {deletion_id}; `tcd retention proposals` lists them.")
+        return {**dict(row), "detail": json.loads(row["detail"])}
+
+    def open_deletion(self, session_id: str) -> dict | None:
+        row = self.db.execute("SELECT id FROM deletions WHERE session_id = ? AND status IN ('proposed', 'approved')"
+                              " ORDER BY id DESC LIMIT 1", (session_id,)).fetchone()
+        return self.get_deletion(row["id"]) if row else None
+
+    def list_deletions(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
+        sql, args = "SELECT id FROM deletions", []
+        if statuses:
+            sql += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+            args = list(statuses)
+        return [self.get_deletion(r["id"]) for r in self.db.execute(sql + " ORDER BY id DESC", args)]
+
+    def update_deletion(self, deletion_id: int, **changes: Any) -> dict:
+        if "detail" in changes:
+            changes["detail"] = json.dumps(changes["detail"], ensure_ascii=False)
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        self.db.execute(f"UPDATE deletions SET {sets} WHERE id = ?", [*changes.values(), deletion_id])
+        return self.get_deletion(deletion_id)
+
+    def add_backup_removal(self, deletion_id: int, session_id: str, objects: list[str]) -> None:
+        self.db.execute("INSERT INTO backup_removals (deletion_id, session_id, objects, removed_at)"
+                        " VALUES (?, ?, ?, ?)", (deletion_id, session_id, json.dumps(objects), now()))
+
+    def backup_removals(self) -> list[dict]:
+        """Sessions deleted under retention rules, which every backup must drop too."""
+        rows = self.db.execute("SELECT * FROM backup_removals ORDER BY id")
+        return [{**dict(r), "objects": json.loads(r["objects"])} for r in rows]
+
+    def restore_note(self, doc: dict) -> bool:
+        """Put back a note from a backup with its versions; False if it is there already (the same
+        recording, author, first time and creation time)."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM notes WHERE recording_id = ? AND author = ? AND created_at = ?",
+                          (doc["recording_id"], doc["author"], doc["created_at"])).fetchone():
+                return False
+            note_id = db.execute(
+                "INSERT INTO notes (session_id, recording_id, start_sec, end_sec, text, author, version,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc["session_id"], doc["recording_id"], doc["start"], doc["end"], doc["text"], doc["author"],
+                 doc["version"], doc["created_at"], doc["updated_at"])).lastrowid
+            for v in doc.get("versions") or []:
+                db.execute("INSERT INTO note_versions (note_id, version, start_sec, end_sec, text, editor, at)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (note_id, v["version"], v["start"], v["end"], v["text"], v["editor"], v["at"]))
+        return True
+
+    def restore_seal(self, doc: dict) -> bool:
+        """Put back a seal from a backup (removed ones too, for the history); False if it is there."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM seals WHERE recording_id = ? AND start_sec = ? AND end_sec = ?"
+                          " AND sealed_at = ?", (doc["recording_id"], doc["start"], doc["end"],
+                                                 doc["sealed_at"])).fetchone():
+                return False
+            db.execute("INSERT INTO seals (session_id, recording_id, start_sec, end_sec, reason, sealed_by,"
+                       " sealed_at, removed_by, removed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (doc["session_id"], doc["recording_id"], doc["start"], doc["end"], doc["reason"],
+                        doc["sealed_by"], doc["sealed_at"], doc.get("removed_by"), doc.get("removed_at")))
+        return True
 
 
 def _session_values(meta: dict) -> dict:

@@ -1,14 +1,12 @@
 """A generated sample session: Vietnamese speech from espeak-ng and an ffmpeg slate video.
 
-The demo and the tests use it. Two bridge points record the same conversation: the central
-point as an H.264/AAC MP4 with a slate, a delegate point as a VP9/Opus WebM. The generator knows
-the script it spoke, so it also returns a human transcript (segments with times) to import.
-
-    python -m ingest.sample --home DIR [--serve]     ingest the sample into DIR (and serve it)
+The demo (`web/demo.py`) and the tests use it. Two bridge points record the same conversation:
+the central point as an H.264/AAC MP4 with a slate, a delegate point as a VP9/Opus WebM. The
+generator knows the script it spoke, so it also returns a human transcript (segments with times)
+to import.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import tempfile
@@ -117,16 +115,3 @@ def make_sample(folder: Path) -> dict:
     return {"meta": SESSION_META, "segments": segments,
             "recordings": [(central, SESSION_META["central_point"]),
                            (delegate, SESSION_META["delegate_points"][0])]}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", required=True)
-    parser.add_argument("--serve", action="store_true")
-    args = parser.parse_args()
-    from .demo import run_demo
-    run_demo(Path(args.home), serve=args.serve)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,222 @@
+"""Web benchmark: `tcd serve` on the sample session in one process, driven from this one by
+concurrent clients (threads, each with its own keep-alive connection and signed-in session)
+mixing searches, session pages and byte-range reads of the access copy, on loopback only.
+
+    .venv/bin/python bench/web.py [--clients 50] [--seconds 60] [--home DIR] [--keep]
+
+Prints requests per second and p50/p95/p99 latency per kind of request, and the errors.
+Targets: no errors; p95 under 200 ms for a search and under 50 ms for a range read.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from archive import open_archive, users  # noqa: E402
+
+TCD = str(Path(sys.executable).parent / "tcd")
+PASSWORD = "bench-password-123"
+QUERIES = ["đất đai", "bồi thường", "Nguyễn Văn Đức", "khiếu nại", "đối thoại trực tiếp",
+           "mười lăm ngày", "Hòa Bình", "tài nguyên môi trường", "thu hồi đất", "lãnh đạo tỉnh"]
+MIX = [("search", 0.4), ("session", 0.3), ("range", 0.3)]
+RANGE_BYTES = 256 * 1024
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(home: Path) -> dict:
+    """The sample session ingested through the pipeline (as `make demo` does) and a user."""
+    from web.demo import ingest_sample
+    archive = open_archive(home, env={})
+    session_id = ingest_sample(archive)
+    if "bench" not in {u.name for u in archive.catalog.list_users()}:  # kept from a run with --home
+        users.add_user(archive, "bench", "inspector", PASSWORD, actor="bench")
+    recordings = [r for r in archive.catalog.recordings_for_session(session_id) if r.access_sha256]
+    sizes = {r.id: archive.store.size(r.access_sha256) for r in recordings}
+    archive.catalog.close()
+    return {"session": session_id, "sizes": sizes}
+
+
+class Client:
+    """One browser: a keep-alive connection and a signed-in session cookie."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookie = ""
+
+    def request(self, method: str, path: str, body: str | None = None, headers: dict | None = None):
+        headers = dict(headers or {})
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()  # reconnect on the next request
+            raise
+        for value in response.headers.get_all("Set-Cookie") or []:
+            if value.startswith("tcd_session="):
+                self.cookie = value.split(";", 1)[0]
+        return response.status, data
+
+    def sign_in(self) -> None:
+        status, page = self.request("GET", "/login")
+        token = CSRF_RE.search(page.decode()).group(1)
+        body = urllib.parse.urlencode({"username": "bench", "password": PASSWORD, "csrf_token": token})
+        status, _ = self.request("POST", "/login", body)
+        if status != 302:
+            raise RuntimeError(f"sign-in failed with HTTP {status}")
+
+
+def drive(port: int, data: dict, seconds: float, seed: int, results: dict, lock: threading.Lock,
+          start_gate: threading.Barrier) -> None:
+    rng = random.Random(seed)
+    client = Client(port)
+    client.sign_in()
+    kinds, weights = zip(*MIX)
+    recordings = list(data["sizes"].items())
+    local = {kind: [] for kind in kinds}
+    errors: list[str] = []
+    start_gate.wait()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        kind = rng.choices(kinds, weights)[0]
+        headers, expect = {}, 200
+        if kind == "search":
+            path = "/search?" + urllib.parse.urlencode({"q": rng.choice(QUERIES)})
+        elif kind == "session":
+            path = f"/sessions/{data['session']}?t={rng.randint(0, 30)}"
+        else:
+            rec_id, size = rng.choice(recordings)
+            first = rng.randrange(0, size)
+            headers["Range"] = f"bytes={first}-{min(size, first + RANGE_BYTES) - 1}"
+            path, expect = f"/media/{rec_id}", 206
+        started = time.perf_counter()
+        try:
+            status, _ = client.request("GET", path, headers=headers)
+        except Exception as exc:  # a failed request is an error of the run, not of the script
+            errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+            continue
+        elapsed = time.perf_counter() - started
+        if status != expect:
+            errors.append(f"{kind}: HTTP {status} for {path}")
+        else:
+            local[kind].append(elapsed)
+    with lock:
+        for kind, values in local.items():
+            results["latency"][kind].extend(values)
+        results["errors"].extend(errors)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--threads", type=int, default=16, help="Server threads (tcd serve --threads).")
+    parser.add_argument("--home", help="Data folder to use (default: a temporary one).")
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary data folder.")
+    args = parser.parse_args()
+
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="tcd-bench-web-")) / "tcd-data"
+    print(f"Preparing the sample session in {home} …", flush=True)
+    data = prepare(home)
+    port = free_port()
+    server = subprocess.Popen([TCD, "--home", str(home), "serve", "--host", "127.0.0.1",
+                               "--port", str(port), "--threads", str(args.threads)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_healthy(port, server)
+        results = {"latency": {kind: [] for kind, _ in MIX}, "errors": []}
+        lock = threading.Lock()
+        gate = threading.Barrier(args.clients + 1)
+        workers = [threading.Thread(target=drive, args=(port, data, args.seconds, 1000 + i, results, lock, gate),
+                                    daemon=True) for i in range(args.clients)]
+        for w in workers:
+            w.start()
+        gate.wait(timeout=300)  # every client signed in: the clock starts now
+        proc = psutil.Process(server.pid)
+        proc.cpu_percent()
+        started = time.monotonic()
+        peak_rss = 0
+        while any(w.is_alive() for w in workers):
+            peak_rss = max(peak_rss, proc.memory_info().rss)
+            time.sleep(0.5)
+        wall = time.monotonic() - started
+        cpu = proc.cpu_percent()
+        report(results, wall, args, peak_rss, cpu)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if not args.home and not args.keep:
+            shutil.rmtree(home.parent, ignore_errors=True)
+
+
+def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if server.poll() is not None:
+            sys.exit(f"tcd serve exited: {server.stderr.read().decode(errors='replace')}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    sys.exit("tcd serve did not answer /healthz in time.")
+
+
+def report(results: dict, wall: float, args, peak_rss: int, cpu: float) -> None:
+    total = sum(len(v) for v in results["latency"].values())
+    errors = results["errors"]
+    print(f"\n{args.clients} clients, {wall:.1f} s, server threads {args.threads}, {psutil.cpu_count()} cores")
+    print(f"{total} requests, {total / wall:.1f} requests/s, {len(errors)} errors; "
+          f"server peak RSS {peak_rss / 2**20:.0f} MB, CPU {cpu:.0f}% (100% = one core)")
+    print(f"{'kind':<8} {'count':>7} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for kind, values in results["latency"].items():
+        ms = [v * 1000 for v in values]
+        print(f"{kind:<8} {len(ms):>7} {len(ms) / wall:>7.1f} {percentile(ms, 50):>8.1f} "
+              f"{percentile(ms, 95):>8.1f} {percentile(ms, 99):>8.1f} {max(ms, default=float('nan')):>8.1f}")
+    for line in sorted(set(errors))[:10]:
+        print(f"  error: {line}")
+    search95 = percentile([v * 1000 for v in results["latency"]["search"]], 95)
+    range95 = percentile([v * 1000 for v in results["latency"]["range"]], 95)
+    verdict = "met" if not errors and search95 < 200 and range95 < 50 else "NOT met"
+    print(f"Targets (no errors, search p95 < 200 ms, range p95 < 50 ms): {verdict}")
+
+
+if __name__ == "__main__":
+    main()

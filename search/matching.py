@@ -1,0 +1,268 @@
+"""Which documents match a `Plan` and in what order, with bounded work per query.
+
+Each clause becomes a {docnum: score} dict read from whole posting lists (search.postings); the
+clauses are combined with set operations and the filters applied to what is left, so the cost
+grows with the lengths of the few posting lists a query touches, not with Python calls per
+posting. Only the requested page is then read back for snippets (search.snippets).
+
+Scores (higher first):
+- a clause contributes idf × (saturated term frequency + how well the typed form fits): a word
+  typed with marks fits when the passage has exactly that form; a word typed without marks fits
+  in proportion to how often that reading occurs in the archive, so `dat dai` ranks "đất đai"
+  above the rarer "dạt dài";
+- two words typed side by side earn a bonus where they were said side by side, more so in the
+  archive's most frequent reading of the pair;
+- a passage may satisfy a clause through its session's metadata (`Đức đất đai` finds "đất đai"
+  said in the session of complainant Đức), for a smaller part of the score; at least one clause
+  must match what was said, or the session's metadata document stands for it alone.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from itertools import islice, product
+
+from .analysis import exact
+from .postings import term_positions, term_weights
+from .query import Clause, Plan
+
+READING_MIN_SHARE = 0.02
+MAX_READINGS = 6
+MAX_PREFIX_TERMS = 64
+META_BOOST = 1.5
+META_ONLY = 0.5       # share of a clause's weight when only the session's metadata matched it
+VARIANTS = {"a": "aăâ", "e": "eê", "o": "oôơ", "u": "uư", "d": "dđ"}
+TONES = ("", "\u0300", "\u0301", "\u0303", "\u0309", "\u0323")
+VOWELS = "aeiouy"
+
+
+def saturate(tf: float) -> float:
+    return tf / (tf + 1.0)
+
+
+class Query:
+    """One query's work on a snapshot (see index.Snapshot): clause dicts, memoised postings."""
+
+    def __init__(self, snapshot, plan: Plan):
+        self.snap = snapshot
+        self.plan = plan
+        self.leaves = snapshot.leaves
+        self._memo: dict = {}
+        self.messages: list[str] = []
+
+    # -- postings, memoised within the query (numbers share many pairs) -------------------------
+
+    def weights(self, field: str, term: str) -> dict[int, float]:
+        key = (field, term)
+        if key not in self._memo:
+            self._memo[key] = term_weights(self.leaves, field, term)
+        return self._memo[key]
+
+    def phrase(self, tokens: tuple[str, ...]) -> dict[int, float]:
+        """{docnum: occurrences} of adjacent `tokens` (folded), from the pairs field."""
+        if len(tokens) == 1:
+            return self.weights("words", tokens[0])
+        pairs = [f"{a}+{b}" for a, b in zip(tokens, tokens[1:])]
+        lists = [self.weights("pairs", p) for p in pairs]
+        if len(lists) == 1:
+            return lists[0]
+        docs = set(min(lists, key=len))
+        for other in lists:
+            docs &= other.keys()
+            if not docs:
+                return {}
+        positions = [term_positions(self.leaves, "pairs", p, docs) for p in pairs]
+        out = {}
+        for doc in docs:
+            starts = positions[0].get(doc, ())
+            rest = [set(positions[k].get(doc, ())) for k in range(1, len(pairs))]
+            count = sum(1 for p in starts if all(p + k + 1 in rest[k] for k in range(len(rest))))
+            if count:
+                out[doc] = float(count)
+        return out
+
+    # -- readings: which marked forms a folded word or pair stands for ---------------------------
+
+    def readings(self, folded: str) -> list[tuple[str, float]]:
+        """The exact forms in the archive that fold to `folded`, with their share of its uses."""
+        cache = self.snap.reading_cache
+        if folded in cache:
+            return cache[folded]
+        reader = self.snap.reader
+        forms = {}
+        if not folded.isdigit():
+            options = [VARIANTS.get(ch, ch) for ch in folded]
+            for letters in islice(product(*options), 150):
+                base = "".join(letters)
+                vowel = next((i for i, ch in enumerate(base) if ch in VOWELS or ch in "ăâêôơư"), None)
+                for tone in (TONES if vowel is not None else ("",)):
+                    form = exact(base if not tone else base[: vowel + 1] + tone + base[vowel + 1:])
+                    if form not in forms:
+                        forms[form] = reader.doc_frequency("exact", form)
+        forms[folded] = reader.doc_frequency("exact", folded)
+        total = sum(forms.values()) or 1
+        result = sorted(((f, n / total) for f, n in forms.items() if n and n / total >= READING_MIN_SHARE),
+                        key=lambda x: -x[1])[:MAX_READINGS]
+        cache[folded] = result
+        return result
+
+    def pair_readings(self, a: str, b: str) -> list[tuple[str, float]]:
+        reader = self.snap.reader
+        counts = {}
+        for (x, _), (y, _) in product(self.readings(a), self.readings(b)):
+            term = f"{x}+{y}"
+            counts[term] = reader.doc_frequency("xpairs", term)
+        total = sum(counts.values()) or 1
+        return [(t, n / total) for t, n in counts.items() if n]
+
+    # -- one clause ------------------------------------------------------------------------------
+
+    def clause_scores(self, clause: Clause) -> dict[int, float]:
+        """{docnum: score before idf} for every document matching `clause` by its tokens."""
+        found: dict[int, float] = {}
+        if clause.kind == "prefix":
+            terms = list(islice(self.snap.reader.expand_prefix("words", clause.folded[0]), MAX_PREFIX_TERMS + 1))
+            if len(terms) > MAX_PREFIX_TERMS:
+                self.messages.append(f"Có quá nhiều từ bắt đầu bằng “{clause.text}”; chỉ tìm {MAX_PREFIX_TERMS} từ đầu.")
+            for term in terms[:MAX_PREFIX_TERMS]:
+                term = term.decode() if isinstance(term, bytes) else term
+                for doc, tf in self.weights("words", term).items():
+                    found[doc] = found.get(doc, 0.0) + tf
+            return {doc: saturate(tf) for doc, tf in found.items()}
+        for alternative in clause.alternatives:
+            for doc, tf in self.phrase(alternative).items():
+                if tf > found.get(doc, 0.0):
+                    found[doc] = tf
+        scores = {doc: saturate(tf) for doc, tf in found.items()}
+        for doc, fit in self.fit(clause).items():
+            if doc in scores:
+                scores[doc] += fit
+        return scores
+
+    def fit(self, clause: Clause) -> dict[int, float]:
+        """{docnum: 0..1}: how well the marked forms in a document fit what the user typed."""
+        n = len(clause.exact)
+        if n == 1:
+            if clause.marked[0]:
+                readings = [(clause.exact[0], 1.0)]
+            else:
+                readings = self.readings(clause.folded[0])
+            field = "exact"
+        elif any(clause.marked):
+            if n == 2:
+                readings, field = [(f"{clause.exact[0]}+{clause.exact[1]}", 1.0)], "xpairs"
+            else:
+                # a longer marked phrase fits where its first and last exact pairs occur
+                first = self.weights("xpairs", f"{clause.exact[0]}+{clause.exact[1]}")
+                last = self.weights("xpairs", f"{clause.exact[-2]}+{clause.exact[-1]}")
+                return {doc: 1.0 for doc in first.keys() & last.keys()}
+        else:
+            readings, field = self.pair_readings(clause.folded[0], clause.folded[1]), "xpairs"
+        out: dict[int, float] = {}
+        for form, share in readings:
+            for doc in self.weights(field, form):
+                out[doc] = out.get(doc, 0.0) + share
+        return out
+
+    def adjacency(self, i: int, j: int) -> dict[int, float]:
+        a, b = self.plan.clauses[i].folded[0], self.plan.clauses[j].folded[0]
+        out = {doc: 0.5 for doc in self.weights("pairs", f"{a}+{b}")}
+        if not out:
+            return out
+        ci, cj = self.plan.clauses[i], self.plan.clauses[j]
+        if ci.marked[0] or cj.marked[0]:
+            readings = [(f"{ci.exact[0]}+{cj.exact[0]}", 1.0)]
+        else:
+            readings = self.pair_readings(a, b)
+        for form, share in readings:
+            for doc in self.weights("xpairs", form):
+                if doc in out:
+                    out[doc] += share
+        return out
+
+    # -- the whole query --------------------------------------------------------------------------
+
+    def filter_docs(self) -> set[int] | None:
+        """Documents allowed by the keyword filters (None when there are none)."""
+        allowed = None
+        for name in ("case", "category", "point", "complainant"):
+            tokens = self.plan.filters.get(name)
+            if not tokens:
+                continue
+            for token in tokens:
+                docs = set(self.weights(name, token))
+                allowed = docs if allowed is None else allowed & docs
+        return allowed
+
+    def run(self, sort: str, want: int) -> tuple[int, list[tuple[int, float]]]:
+        """(total, the first `want` (docnum, score) in order)."""
+        snap = self.snap
+        is_meta = snap.is_meta
+        allowed = self.filter_docs()
+        if self.plan.empty:
+            docs = set(snap.meta_docs) if allowed is None else allowed & snap.meta_docs
+            docs = self._in_dates(docs)
+            return len(docs), self._top({d: 0.0 for d in docs}, "date", want)
+
+        n_docs = max(1, len(snap.session_of))
+        clause_scores = [self.clause_scores(c) for c in self.plan.clauses]
+        weights = [math.log(1 + n_docs / (1 + len(s))) for s in clause_scores]
+        by_meta = [{snap.session_of[d] for d in s if d in snap.meta_docs} for s in clause_scores]
+
+        # Sessions' metadata documents that match every clause.
+        meta = set(snap.meta_docs)
+        for scores in clause_scores:
+            meta &= scores.keys()
+        # Passages: every clause by its words or its session's metadata, one at least by words.
+        spoken_any: set[int] = set()
+        passages = None
+        for scores, sessions in sorted(zip(clause_scores, by_meta), key=lambda x: len(x[0])):
+            words_here = scores.keys() - snap.meta_docs
+            spoken_any |= words_here
+            ok = words_here | snap.passages_of(sessions) if sessions else words_here
+            passages = set(ok) if passages is None else passages & ok
+            if not passages:
+                break
+        passages = (passages or set()) & spoken_any
+        docs = passages | meta
+        if allowed is not None:
+            docs &= allowed
+        docs = self._in_dates(docs)
+        if not docs:
+            return 0, []
+
+        scored: dict[int, float] = {}
+        for doc in docs:
+            total = 0.0
+            session = snap.session_of[doc]
+            for scores, sessions, w in zip(clause_scores, by_meta, weights):
+                s = scores.get(doc)
+                if s is not None:
+                    total += w * s
+                elif session in sessions:
+                    total += w * META_ONLY
+            scored[doc] = total * (META_BOOST if is_meta[doc] else 1.0)
+        for i, j in self.plan.adjacent:
+            bonus = self.adjacency(i, j)
+            w = (weights[i] + weights[j]) / 2
+            for doc, b in bonus.items():
+                if doc in scored:
+                    scored[doc] += w * b
+        return len(docs), self._top(scored, sort, want)
+
+    def _in_dates(self, docs: set[int]) -> set[int]:
+        lo, hi = self.plan.filters.get("date_from"), self.plan.filters.get("date_to")
+        if not lo and not hi:
+            return docs
+        held = self.snap.held
+        lo_n = int(lo.strftime("%Y%m%d")) if lo else 0
+        hi_n = int(hi.strftime("%Y%m%d")) if hi else 99999999
+        return {d for d in docs if lo_n <= held[d] <= hi_n}
+
+    def _top(self, scored: dict[int, float], sort: str, want: int) -> list[tuple[int, float]]:
+        held = self.snap.held
+        if sort == "date":
+            top = heapq.nlargest(want, scored, key=lambda d: (held[d], -d))
+        else:
+            top = heapq.nlargest(want, scored, key=lambda d: (scored[d], held[d], -d))
+        return [(d, scored[d]) for d in top]

@@ -1,0 +1,88 @@
+"""Fixity audits: `tcd verify` re-hashes the stored objects, names each one that differs or is
+missing, and records every run in the catalog and the audit log."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from archive.cli import main
+from archive.errors import InvalidInput
+from archive.fixity import parse_age, verify
+
+
+def flip_byte(archive, sha256: str) -> None:
+    path = archive.store.path(sha256)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_verify_names_every_damaged_and_missing_object(filled, home):
+    arch = filled["archive"]
+    video = arch.catalog.get_recording(filled["video"])
+    audio = arch.catalog.get_recording(filled["audio"])
+    flip_byte(arch, video.original_sha256)
+    arch.store.delete(audio.original_sha256)
+
+    result = CliRunner().invoke(main, ["--home", str(home), "verify"])
+    assert result.exit_code == 1
+    out = result.output
+    assert (f"DIFFERS: {filled['session']} recording {video.id} original "
+            f"'Phiên TCD 14-03-2025 – điểm cầu trung tâm.mkv' (sha256 {video.original_sha256})") in out
+    assert f"MISSING: {filled['session']} recording {audio.id} original" in out
+    assert "2 of 5 objects differ from the catalog or are missing" in out
+
+    run = arch.catalog.last_fixity_run()
+    assert (run["checked"], run["failed"], run["scope"]) == (5, 2, "all objects")
+    problems = json.loads(run["detail"])["problems"]
+    assert {p["sha256"]: p["problem"] for p in problems} == {video.original_sha256: "differs",
+                                                            audio.original_sha256: "missing"}
+    assert arch.catalog.get_object(video.access_sha256)["verify_ok"] == 1
+    assert {o["sha256"] for o in arch.catalog.damaged_objects()} == {video.original_sha256, audio.original_sha256}
+    entries = arch.catalog.audit_entries()
+    assert entries[-2]["action"] == "fixity.verify" and entries[-2]["session_id"] is None
+    assert json.loads(entries[-1]["detail"])["failed"] == 2  # and in the session's own history
+    assert entries[-1]["session_id"] == filled["session"]
+
+
+def test_verify_passes_and_json(filled, home):
+    result = CliRunner().invoke(main, ["--home", str(home), "verify", filled["session"], "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["ok"] and data["checked"] == 5 and data["scope"] == f"session {filled['session']}"
+
+
+def test_older_than_checks_only_what_was_not_checked_recently(filled, home):
+    arch = filled["archive"]
+    assert verify(arch).checked == 5
+    assert verify(arch, older_than=parse_age("90d")).checked == 0
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=120)).replace(microsecond=0).isoformat()
+    sha = arch.catalog.get_recording(filled["video"]).original_sha256
+    arch.catalog.db.execute("UPDATE objects SET verified_at = ? WHERE sha256 = ?", (old, sha))
+    result = CliRunner().invoke(main, ["--home", str(home), "verify", "--older-than", "90d", "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["checked"] == 1 and "not verified since" in data["scope"]
+    assert arch.catalog.get_object(sha)["verified_at"] > old
+    runs = arch.catalog.list_fixity_runs()
+    assert [r["checked"] for r in runs[:3]] == [1, 0, 5]
+
+
+def test_bad_age_and_unknown_session():
+    with pytest.raises(InvalidInput, match="90d"):
+        parse_age("three months")
+    assert parse_age("2w") == dt.timedelta(weeks=2) and parse_age("12h") == dt.timedelta(hours=12)
+
+
+def test_unknown_session_and_bad_age_on_the_command_line(archive, home):
+    runner = CliRunner()
+    result = runner.invoke(main, ["--home", str(home), "verify", "TCD-1999-0001"])
+    assert result.exit_code == 1 and "There is no session TCD-1999-0001" in result.output
+    result = runner.invoke(main, ["--home", str(home), "verify", "--older-than", "soon"])
+    assert result.exit_code == 1 and "is not an age" in result.output
+    assert archive.catalog.last_fixity_run() is None

@@ -1,0 +1,229 @@
+"""Sealed passages: validation, redaction for every role with and without clearance, and the
+silenced, blanked access copy (measured with ffmpeg's volumedetect) beside an untouched original."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from archive import seals
+from archive.errors import InvalidInput, NotFound, PermissionDenied
+from archive.notes import add_note, list_notes
+
+ROLES = ("admin", "archivist", "inspector", "handler")
+SEALED_WORDS = ("bồi", "thường")
+# a machine transcript's segments, with word times
+MACHINE = [
+    {"start": 0.2, "end": 1.0, "speaker": "Chủ trì", "text": "Xin chào các đại biểu",
+     "words": [{"w": w, "start": round(0.2 + i * 0.16, 3), "end": round(0.36 + i * 0.16, 3), "conf": 0.9}
+               for i, w in enumerate("Xin chào các đại biểu".split())]},
+    {"start": 1.2, "end": 2.64, "speaker": "Công dân", "text": "Tôi khiếu nại việc bồi thường đất đai",
+     "words": [{"w": w, "start": round(1.2 + i * 0.18, 3), "end": round(1.38 + i * 0.18, 3), "conf": 0.7}
+               for i, w in enumerate("Tôi khiếu nại việc bồi thường đất đai".split())]},
+]
+
+
+@pytest.fixture
+def people(archive):
+    """One user per role, with and without clearance: `people[(role, cleared)]`."""
+    # straight into the catalog: the password (and its slow hash) plays no part here
+    return {(role, cleared): archive.catalog.add_user(f"{role}-{'c' if cleared else 'n'}", role, "-", cleared)
+            for role in ROLES for cleared in (True, False)}
+
+
+def max_volume(path, start: float, end: float) -> float:
+    out = subprocess.run(["ffmpeg", "-nostdin", "-v", "info", "-i", str(path), "-map", "0:a:0", "-af",
+                          f"atrim=start={start}:end={end},volumedetect", "-f", "null", "-"],
+                         capture_output=True, text=True, check=True).stderr
+    return float(re.search(r"max_volume: (-?[\d.]+) dB", out).group(1))
+
+
+def brightest_pixel(path, at: float) -> int:
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-vf",
+                          f"select=gte(t\\,{at})", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                         capture_output=True, check=True).stdout
+    assert raw
+    return max(raw)
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+def test_bad_spans_are_refused_with_clear_messages(filled, people):
+    archive, video = filled["archive"], filled["video"]
+    keeper = people[("archivist", False)]
+    with pytest.raises(InvalidInput, match=r"start \(2 s\) must come before its end \(1 s\)"):
+        seals.add_seal(archive, video, 2.0, 1.0, "Điều 2 NĐ 13/2023", keeper)
+    with pytest.raises(InvalidInput, match="must come before"):
+        seals.add_seal(archive, video, 1.0, 1.0, "Điều 2 NĐ 13/2023", keeper)
+    with pytest.raises(InvalidInput, match=r"recording is 3\.000 s long; a seal ending at 4\.5 s is outside it"):
+        seals.add_seal(archive, video, 2.0, 4.5, "Điều 2 NĐ 13/2023", keeper)
+    with pytest.raises(InvalidInput, match="cannot start before the recording"):
+        seals.add_seal(archive, video, -1, 1.0, "Điều 2 NĐ 13/2023", keeper)
+    with pytest.raises(InvalidInput, match="are seconds"):
+        seals.add_seal(archive, video, "một", 1.0, "Điều 2 NĐ 13/2023", keeper)
+    with pytest.raises(InvalidInput, match="needs a reason"):
+        seals.add_seal(archive, video, 0.5, 1.0, "   ", keeper)
+    first = seals.add_seal(archive, video, 1.0, 2.0, "Số CCCD của công dân", keeper)
+    with pytest.raises(InvalidInput, match=rf"overlaps seal {first.id} \(1–2 s\)"):
+        seals.add_seal(archive, video, 1.5, 2.5, "Địa chỉ nhà riêng", keeper)
+    with pytest.raises(InvalidInput, match="overlaps"):
+        seals.add_seal(archive, video, 0.0, 3.0, "Địa chỉ nhà riêng", keeper)
+    # touching is not overlapping
+    seals.add_seal(archive, video, 2.0, 2.5, "Địa chỉ nhà riêng", keeper)
+    with pytest.raises(NotFound):
+        seals.add_seal(archive, "0" * 16, 0, 1, "Lý do", keeper)
+    with pytest.raises(PermissionDenied, match="may not seal"):
+        seals.add_seal(archive, video, 0.1, 0.5, "Lý do", people[("inspector", True)])
+    assert [(s.start, s.end) for s in seals.list_seals(archive, filled["session"])] == [(1.0, 2.0), (2.0, 2.5)]
+    actions = [e["action"] for e in archive.catalog.audit_entries(session_id=filled["session"])]
+    assert actions.count("seal.add") == 2
+
+
+def test_unsealing_is_audited_and_kept(filled, people):
+    archive, video = filled["archive"], filled["video"]
+    seal = seals.add_seal(archive, video, 1.0, 2.0, "Số CCCD", people[("admin", False)])
+    with pytest.raises(PermissionDenied):
+        seals.remove_seal(archive, seal.id, people[("handler", True)])
+    removed = seals.remove_seal(archive, seal.id, people[("archivist", True)], reason="Công dân đồng ý công khai")
+    assert removed.removed_by == "archivist-c" and removed.removed_at
+    assert seals.list_seals(archive, recording_id=video) == []
+    assert [s.id for s in seals.list_seals(archive, recording_id=video, with_removed=True)] == [seal.id]
+    with pytest.raises(InvalidInput, match="removed already"):
+        seals.remove_seal(archive, seal.id, people[("archivist", True)])
+    entry = archive.catalog.audit_entries(session_id=filled["session"], descending=True, limit=1)[0]
+    assert entry["action"] == "seal.remove" and entry["actor"] == "archivist-c"
+    assert "đồng ý" in entry["detail"]
+
+
+# -- redaction ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("cleared", (True, False))
+def test_redaction_for_every_role(filled, people, role, cleared):
+    archive, video = filled["archive"], filled["video"]
+    seals.add_seal(archive, video, 1.92, 2.28, "Số tiền bồi thường là thông tin riêng", people[("archivist", False)])
+    seals.add_seal(archive, video, 0.0, 0.2, "Lời chào", people[("archivist", False)])
+    segments = MACHINE
+    text_only = [{"start": 1.5, "end": 2.0, "speaker": "", "text": "bồi thường một trăm triệu", "words": []}]
+    user = people[(role, cleared)]
+    shown = seals.redact_transcript(archive, video, segments + text_only, user)
+    joined = " ".join(s["text"] for s in shown)
+    if cleared or role == "admin":
+        assert seals.sees_sealed(user)
+        assert shown == segments + text_only
+    else:
+        assert not seals.sees_sealed(user)
+        assert not any(w in joined for w in SEALED_WORDS) and "một trăm" not in joined
+        assert shown[0] == segments[0]          # touches a seal's end only: untouched
+        assert shown[1]["text"] == f"Tôi khiếu nại việc {seals.MARKER} đất đai"
+        assert [w["w"] for w in shown[1]["words"]] == ["Tôi", "khiếu", "nại", "việc", "đất", "đai"]
+        assert shown[1]["sealed"] and shown[2] == {**text_only[0], "text": seals.MARKER, "sealed": True}
+        assert segments[1]["text"] == "Tôi khiếu nại việc bồi thường đất đai"   # not changed in place
+
+
+def test_redaction_of_notes_and_of_nobody(filled, people):
+    archive, video = filled["archive"], filled["video"]
+    seals.add_seal(archive, video, 1.0, 2.0, "Địa chỉ", people[("archivist", False)])
+    add_note(archive, video, 0.5, None, "Mở đầu phiên", people[("inspector", False)])
+    add_note(archive, video, 1.5, None, "Công dân đọc số CCCD 0123", people[("inspector", False)])
+    add_note(archive, video, 0.5, 1.2, "Đoạn nêu địa chỉ", people[("handler", False)])
+    notes = list_notes(archive, recording_id=video)
+    seal_rows = archive.catalog.list_seals(recording_id=video)
+    shown = seals.redact_notes(notes, seal_rows, people[("handler", False)])
+    assert [n.text for n in shown] == ["Mở đầu phiên", seals.MARKER, seals.MARKER]
+    assert seals.redact_notes(notes, seal_rows, people[("handler", True)]) == notes
+    as_dicts = seals.redact_notes([n.to_dict() for n in notes], seal_rows, None)
+    assert [n["text"] for n in as_dicts][1:] == [seals.MARKER, seals.MARKER]
+    assert not seals.sees_sealed(None)
+    archive.catalog.update_user("admin-n", disabled=1)
+    assert not seals.sees_sealed(archive.catalog.get_user("admin-n"))
+
+
+def test_spans_merge():
+    assert seals.spans([(3, 4), (1, 2), (2, 2.5), {"start": 3.5, "end": 5}]) == [(1, 2.5), (3, 5)]
+
+
+# -- the derived access copy ------------------------------------------------------------------------
+
+def test_sealed_copy_is_silent_and_black_and_the_original_untouched(filled, people):
+    archive, video = filled["archive"], filled["video"]
+    catalog, store = archive.catalog, archive.store
+    rec = catalog.get_recording(video)
+    seals.add_seal(archive, video, 1.0, 2.0, "Số CCCD", people[("archivist", False)])
+    cleared, plain = people[("inspector", True)], people[("inspector", False)]
+    assert seals.playable(archive, rec, cleared) == (rec.access_sha256, "video/mp4")
+    with pytest.raises(seals.SealedCopyPending, match="not ready"):
+        seals.playable(archive, rec, plain)
+
+    copy = seals.make_sealed_copy(archive, video, actor="archivist-n")
+    assert seals.make_sealed_copy(archive, video) == copy   # up to date: kept
+    sha, mime = seals.playable(archive, rec, plain)
+    assert (sha, mime) == (copy["sha256"], "video/mp4") and sha not in (rec.access_sha256, rec.original_sha256)
+    assert catalog.get_object(sha)["kind"] == "derived"
+    with store.materialize(sha) as path:
+        inside = max_volume(path, 1.05, 1.95)
+        before, after = max_volume(path, 0.1, 0.9), max_volume(path, 2.1, 2.9)
+        assert inside <= -90.0, inside
+        assert before > -30 and after > -30
+        assert brightest_pixel(path, 1.5) <= 20
+        assert brightest_pixel(path, 0.5) > 200
+    print(f"sealed span 1.05–1.95 s max_volume {inside} dB; outside {before} / {after} dB")
+    # the original and the ordinary access copy are bit-exact
+    assert store.rehash(rec.original_sha256) == rec.original_sha256
+    assert store.rehash(rec.access_sha256) == rec.access_sha256
+
+    # a new seal makes the copy stale until it is made again; the old copy leaves the store
+    seals.add_seal(archive, video, 2.5, 2.9, "Địa chỉ", people[("archivist", False)])
+    with pytest.raises(seals.SealedCopyPending):
+        seals.playable(archive, rec, plain)
+    newer = seals.make_sealed_copy(archive, video)
+    assert newer["spans"] == [[1.0, 2.0], [2.5, 2.9]] and not store.exists(sha)
+    with pytest.raises(NotFound):
+        catalog.get_object(sha)
+    # no seal left: no copy, everyone plays the access copy
+    for seal in seals.list_seals(archive, recording_id=video):
+        seals.remove_seal(archive, seal.id, people[("admin", True)])
+    assert seals.make_sealed_copy(archive, video) is None
+    assert not store.exists(newer["sha256"])
+    assert seals.playable(archive, rec, plain) == (rec.access_sha256, "video/mp4")
+
+
+def test_sealed_copy_of_an_audio_recording_without_access_copy(filled, people):
+    archive, audio = filled["archive"], filled["audio"]
+    seals.add_seal(archive, audio, 0.5, 1.5, "Giọng nói người làm chứng", people[("archivist", False)])
+    copy = seals.make_sealed_copy(archive, audio)
+    assert copy["mime"] == "audio/mp4"
+    with archive.store.materialize(copy["sha256"]) as path:
+        assert max_volume(path, 0.55, 1.45) <= -90.0
+        assert max_volume(path, 1.6, 2.9) > -30
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv",
+                                str(path)], capture_output=True, text=True, check=True).stdout
+        assert "video" not in probe and "audio" in probe
+
+
+def tcd(archive, *args):
+    from click.testing import CliRunner
+    from archive.cli import main
+    return CliRunner().invoke(main, ["--home", str(archive.home), *args], env={"TCD_USER": ""})
+
+
+def test_the_command_line(filled, people):
+    archive, video = filled["archive"], filled["video"]
+    for args, message in ((("--start", "2", "--end", "1"), "must come before its end"),
+                          (("--start", "1", "--end", "9"), "outside it")):
+        result = tcd(archive, "seal", "add", video, *args, "--reason", "CCCD", "--user", "archivist-n")
+        assert result.exit_code == 1 and message in result.output
+    result = tcd(archive, "seal", "add", video, "--start", "1", "--end", "2", "--reason", "CCCD", "--user", "handler-c")
+    assert result.exit_code == 1 and "may not seal" in result.output
+    result = tcd(archive, "seal", "add", video, "--start", "1", "--end", "2", "--reason", "Số CCCD",
+                 "--user", "archivist-n")
+    assert result.exit_code == 0 and "silenced copy" in result.output
+    result = tcd(archive, "seal", "add", video, "--start", "1.5", "--end", "2.5", "--reason", "x", "--user", "admin-n")
+    assert result.exit_code == 1 and "overlaps seal 1 (1–2 s)" in result.output
+    assert archive.catalog.sealed_copy(video)["spans"] == [[1.0, 2.0]]
+    assert "Số CCCD" in tcd(archive, "seal", "list", filled["session"]).output
+    result = tcd(archive, "seal", "remove", "1", "--user", "admin-n", "--reason", "Đã công khai")
+    assert result.exit_code == 0 and archive.catalog.sealed_copy(video) is None
+    assert "Nothing" in tcd(archive, "seal", "list", video).output
+    assert "removed" in tcd(archive, "seal", "list", video, "--all").output

@@ -1,0 +1,118 @@
+"""End to end in headless Chromium against the application on waitress: sign in, search, open a
+hit; the player starts at the hit's second and the transcript marks the segment being played.
+Screenshots go to test-artifacts/."""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import waitress
+
+from web import create_app
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
+                                reason="Debian chromium and chromium-driver are not installed")
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """The application served by waitress with threads, as `tcd serve` does, on a free port."""
+    app = create_app(site["archive"])
+    httpd = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=httpd.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.effective_port}"
+    httpd.close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                 "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1280,1000",
+                 "--lang=vi"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def wait_for(predicate, timeout=15.0, step=0.1):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("timed out waiting in the browser")
+
+
+PLAYER_STATE = """
+const section = document.getElementById(arguments[0]);
+const p = section.querySelector('.player');
+const seg = section.querySelector('.seg.current');
+return {ready: p.readyState, t: p.currentTime, paused: p.paused, error: p.error && p.error.code,
+        current: seg ? parseFloat(seg.dataset.start) : null, text: seg ? seg.textContent : '',
+        cues: p.textTracks.length && p.textTracks[0].cues ? p.textTracks[0].cues.length : 0};
+"""
+
+
+def test_sign_in_search_and_play_from_the_hit(server, browser, site, helpers):
+    from selenium.webdriver.common.by import By
+    browser.get(f"{server}/sessions/{site['session']}")
+    assert "/login" in browser.current_url  # pages need a signed-in user
+    browser.find_element(By.NAME, "username").send_keys("inspector")
+    browser.find_element(By.NAME, "password").send_keys(helpers.PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, ".login button[type=submit]").click()
+    wait_for(lambda: f"/sessions/{site['session']}" in browser.current_url)
+
+    browser.get(f"{server}/")
+    box = browser.find_element(By.ID, "q")
+    box.send_keys("bồi thường")
+    box.submit()
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".result .timecode"))
+    browser.save_screenshot(str(ARTIFACTS / "web-search.png"))
+    link = next(a for a in browser.find_elements(By.CSS_SELECTOR, ".result .timecode")
+                if f"/sessions/{site['session']}" in a.get_attribute("href"))
+    hit_start = float(link.get_attribute("data-start"))
+    spoken = next(s for s in site["segments"] if s["start"] - 0.5 <= hit_start <= s["end"])
+    assert "bồi thường" in spoken["text"]
+    link.click()
+
+    section = f"rec-{site['recording']}"
+    state = wait_for(lambda: (lambda s: s if s["ready"] >= 1 and s["t"] > 0 else None)(
+        browser.execute_script(PLAYER_STATE, section)))
+    browser.execute_script("document.getElementById(arguments[0]).querySelector('.player').pause();", section)
+    state = browser.execute_script(PLAYER_STATE, section)
+    assert state["error"] is None
+    assert abs(state["t"] - hit_start) <= 1.0, state
+    assert state["current"] == spoken["start"] and "bồi thường" in state["text"], state
+    assert wait_for(lambda: browser.execute_script(PLAYER_STATE, section)["cues"]) == len(site["segments"])
+    browser.save_screenshot(str(ARTIFACTS / "web-session.png"))
+
+    # a click on another segment seeks there and moves the mark
+    first = browser.find_elements(By.CSS_SELECTOR, f"#{section} .seg")[0]
+    first.find_element(By.CSS_SELECTOR, ".text").click()
+    state = wait_for(lambda: (lambda s: s if s["current"] == site["segments"][0]["start"] else None)(
+        browser.execute_script(PLAYER_STATE, section)))
+    assert abs(state["t"] - site["segments"][0]["start"]) <= 1.0
+
+    messages = [entry["message"] for entry in browser.get_log("browser")]
+    assert not [m for m in messages if "Content Security Policy" in m or "Refused" in m], messages
+    actions = [e["action"] for e in site["archive"].catalog.audit_entries(actor="inspector")]
+    assert {"login", "search", "session.view", "play"} <= set(actions)

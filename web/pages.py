@@ -1,0 +1,101 @@
+"""The pages people read: the search page, a session with its players and transcripts, and the
+transcript files to download."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
+
+from archive import transcripts
+from archive.errors import InvalidInput, NotFound
+
+from . import finder
+from .auth import archive, record, require
+from .media import first_in_sitting
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.route("/")
+@require("search")
+def index():
+    return _search_page()
+
+
+@bp.route("/search")
+@require("search")
+def search():
+    return _search_page()
+
+
+def _search_page():
+    catalog = archive().catalog
+    sessions = catalog.list_sessions()
+    points = sorted({p for s in sessions for p in s.points})
+    context = {"categories": finder.CATEGORIES, "sorts": finder.SORTS, "points": points}
+    try:
+        query = finder.parse_query(request.args)
+    except InvalidInput as exc:
+        return render_template("search.html", query=finder.Query(filters=dict.fromkeys(finder.FILTERS, "")),
+                               error=str(exc), **context), 400
+    if query.empty:
+        return render_template("search.html", query=query, recent=sessions[:20], **context)
+    limit = current_app.config["SEARCH_PAGE_SIZE"]
+    try:
+        result = finder.run(query, limit)
+    except InvalidInput as exc:
+        return render_template("search.html", query=query, error=str(exc), **context), 400
+    record("search", q=query.q, **{k: v for k, v in query.filters.items() if v},
+           page=query.page, total=result.total)
+    pages = max(1, -(-result.total // limit))
+    return render_template("search.html", query=query, result=result, pages=pages,
+                           groups=finder.group_by_session(result.hits), hit_url=finder.hit_url,
+                           **context)
+
+
+def session_view(session_id: str) -> dict:
+    """A session with its recordings and each one's current transcript (404 if unknown)."""
+    catalog = archive().catalog
+    session = catalog.find_session(session_id)
+    if session is None:
+        abort(404)
+    recordings = []
+    for rec in catalog.recordings_for_session(session.id):
+        transcript = catalog.current_transcript(rec.id)
+        recordings.append({"recording": rec, "transcript": transcript})
+    return {"session": session, "recordings": recordings}
+
+
+@bp.route("/sessions/<session_id>")
+@require("view")
+def session_page(session_id: str):
+    view = session_view(session_id)
+    try:
+        start_at = max(0.0, float(request.args.get("t", 0)))
+    except ValueError:
+        start_at = 0.0
+    record("session.view", session_id)
+    return render_template("session.html", start_at=start_at, formats=transcripts.FORMATS, **view)
+
+
+@bp.route("/sessions/<session_id>/transcript.<fmt>")
+@require("download")
+def transcript_file(session_id: str, fmt: str):
+    if fmt not in transcripts.FORMATS:
+        abort(404)  # docx arrives with the citation work; until then there is no such file
+    view = session_view(session_id)
+    wanted = request.args.get("recording")
+    candidates = [r for r in view["recordings"] if r["transcript"]
+                  and (not wanted or r["recording"].id == wanted)]
+    if not candidates:
+        abort(404)
+    rec, transcript = candidates[0]["recording"], candidates[0]["transcript"]
+    captions = request.args.get("captions") == "1"
+    if not captions or first_in_sitting("captions", rec.id):
+        record("download", session_id, rec.id, format=fmt, version=transcript.version,
+               captions=captions)
+    meta = {"session_id": session_id, "recording_id": rec.id, "version": transcript.version,
+            "kind": transcript.kind, "author": transcript.author}
+    body = transcripts.render(transcript.segments, fmt, meta)
+    name = f"{session_id}-{rec.id}-v{transcript.version}.{fmt}"
+    disposition = "inline" if captions else f'attachment; filename="{name}"'
+    return Response(body, mimetype=transcripts.MEDIA_TYPES[fmt].split(";")[0],
+                    headers={"Content-Disposition": disposition})
