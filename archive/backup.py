@@ -43,6 +43,7 @@ import bagit
 
 from .catalog import now
 from .errors import IntegrityError, InvalidInput, NotFound, StorageError
+from .seals import viewer_entry as seal_viewer_entry
 from .store import CHUNK
 
 MARKER = "tcd-backup.json"
@@ -139,6 +140,9 @@ def session_document(archive, session_id: str) -> tuple[dict, list[Item]]:
             items.append(_rendered(tfiles["txt"], render_txt(t.segments).encode("utf-8"), session_id, "transcript"))
             items.append(_rendered(tfiles["vtt"], render_vtt(t.segments).encode("utf-8"), session_id, "transcript"))
             doc["transcripts"].append({**t.to_dict(with_segments=False), "files": tfiles})
+    from .seals import add_to_backup  # notes, seals and the silenced copies (issue 9)
+    for path, sha, size in add_to_backup(archive, session_id, doc):
+        items.append(Item(path, size, sha, session_id, object=sha, role="sealed"))
     items.insert(0, _rendered(f"{session_id}/session.json", _json_bytes(doc), session_id, "session"))
     history = catalog.session_history(session_id)
     items.insert(1, _rendered(f"{session_id}/history.json", _json_bytes(history), session_id, "history"))
@@ -296,6 +300,9 @@ def backup_disk(archive, dest, actor: str = "system", session_ids: Iterable[str]
         shutil.rmtree(tmp_dir, ignore_errors=True)  # the temporary file of a run that stopped
         tmp_dir.mkdir()
         manifests = {alg: read_manifest(dest / f"manifest-{alg}.txt") for alg in ALGORITHMS}
+        # sessions deleted under retention rules leave the bag, recorded in tcd-removals.json (issue 9)
+        from .retention import apply_to_bag
+        apply_to_bag(archive, dest, manifests)
         plan: list[Item] = []
         for sid in sorted(ids):
             _, items = session_document(archive, sid)
@@ -469,11 +476,13 @@ def viewer_data(sessions: list[dict], read: Callable[[str], bytes], present: Cal
                 transcript = {"version": current["version"], "kind": current["kind"],
                               "author": current["author"], "created_at": current["created_at"],
                               "segments": body["segments"] if isinstance(body, dict) else body}
-            recs.append({"id": rec["id"], "point": rec["point"], "name": rec["original_name"],
-                         "duration": rec["duration"], "has_video": rec["has_video"],
-                         "media": f"data/{media}" if media else None,
-                         "files": {k: f"data/{v}" for k, v in files.items() if present(v)},
-                         "transcript": transcript})
+            # sealed spans: marker text, the silenced copy to play, notes (issue 9)
+            recs.append(seal_viewer_entry(doc, rec, {
+                "id": rec["id"], "point": rec["point"], "name": rec["original_name"],
+                "duration": rec["duration"], "has_video": rec["has_video"],
+                "media": f"data/{media}" if media else None,
+                "files": {k: f"data/{v}" for k, v in files.items() if present(v)},
+                "transcript": transcript}))
         out.append({**{k: s[k] for k in ("id", "title", "held_on", "case_code", "category", "chair",
                                          "central_point", "delegate_points", "complainants", "notes")},
                     "recordings": recs})

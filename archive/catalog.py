@@ -1145,10 +1145,13 @@ class Catalog:
 
     def restore_note(self, doc: dict) -> bool:
         """Put back a note from a backup with its versions; False if it is there already (the same
-        recording, author, first time and creation time)."""
+        recording, author, creation time, and first version's time and text)."""
+        first = (doc.get("versions") or [doc])[0]
         with self.transaction() as db:
-            if db.execute("SELECT 1 FROM notes WHERE recording_id = ? AND author = ? AND created_at = ?",
-                          (doc["recording_id"], doc["author"], doc["created_at"])).fetchone():
+            if db.execute("SELECT 1 FROM notes n JOIN note_versions v ON v.note_id = n.id AND v.version = 1"
+                          " WHERE n.recording_id = ? AND n.author = ? AND n.created_at = ? AND v.start_sec = ?"
+                          " AND v.text = ?", (doc["recording_id"], doc["author"], doc["created_at"],
+                                              first["start"], first["text"])).fetchone():
                 return False
             note_id = db.execute(
                 "INSERT INTO notes (session_id, recording_id, start_sec, end_sec, text, author, version,"

@@ -27,6 +27,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from . import seals
 from .catalog import Recording, Session, Transcript, now
 from .errors import IntegrityError, InvalidInput, NotFound
 from .minutes import clock, date_vi
@@ -222,6 +223,7 @@ def cite(archive, item_id: str, start, end, version: int | None = None,
         raise NotFound(f"Recording {rec.id} has no transcript to cite yet.")
     passage = select(stored_segments(archive, transcript), start, end)
     span_start, span_end = passage[0]["start"], passage[-1]["end"]
+    seals.refuse_citing_sealed(archive, rec.id, span_start, span_end)  # (issue 9)
     digest = passage_digest(passage)
     code = citation_code(rec.original_sha256, transcript.version, span_start, span_end, digest)
     first = catalog.add_citation({

@@ -417,8 +417,8 @@ def storage_info(ctx, as_json):
         print_json(data)
     else:
         click.echo(f"backend: {data['backend']}  {data['store'] or data['url']}")
+        click.echo("reachable: " + ("yes" if data["reachable"] else "no"))
         if data["reachable"]:
-            click.echo("reachable: yes")
             click.echo("object lock: " + ("enforced by the server" if data["object_lock"]
                                           else f"not enforced ({data['object_lock_note']})"))
     if data["problem"]:
@@ -647,6 +647,21 @@ def _acting_user(archive, name: str):
     return archive.catalog.get_user(name)
 
 
+def _indexes(archive) -> list:
+    """The search indexes registered under the `tcd.index` entry points (archive imports none)."""
+    return [ep.load()(archive) for ep in entry_points(group="tcd.index")]
+
+
+def _reindex(archive) -> None:
+    """Sealed text must leave the index and new notes enter it at once; a failure is reported,
+    and `tcd reindex` (or the next sync) catches up."""
+    try:
+        for index in _indexes(archive):
+            index.sync()
+    except ArchiveError as exc:
+        click.echo(f"tcd: the search index was not updated ({exc}); run `tcd reindex`.", err=True)
+
+
 def _one_recording(archive, item_id: str):
     """A recording id, or a session id when the session has exactly one recording."""
     from .errors import InvalidInput, NotFound
@@ -683,6 +698,7 @@ def note_add(ctx, item_id, start, end, text, user_name, as_json):
     archive = ctx.archive
     rec = _one_recording(archive, item_id)
     added = add_note(archive, rec.id, start, end, text, _acting_user(archive, user_name))
+    _reindex(archive)
     if as_json:
         return print_json(added.to_dict())
     click.echo(f"Added note {added.id} at {_span_text(added.start, added.end)} of recording {rec.id}.")
@@ -734,6 +750,7 @@ def note_edit(ctx, note_id, text, start, end, moment, user_name, as_json):
     archive = ctx.archive
     changes = {"end": None} if moment else ({"end": end} if end is not None else {})
     edited = edit_note(archive, note_id, _acting_user(archive, user_name), text=text, start=start, **changes)
+    _reindex(archive)
     if as_json:
         return print_json(edited.to_dict())
     click.echo(f"Note {edited.id} is now version {edited.version}.")
@@ -773,6 +790,7 @@ def seal_add(ctx, item_id, start, end, reason, user_name, as_json):
     user = _acting_user(archive, user_name)
     rec = _one_recording(archive, item_id)
     added = add_seal(archive, rec.id, start, end, reason, user)
+    _reindex(archive)
     copy = make_sealed_copy(archive, rec.id, actor=user.name)
     if as_json:
         return print_json({**added.to_dict(), "sealed_copy": copy})
@@ -815,6 +833,7 @@ def seal_remove(ctx, seal_id, reason, user_name):
     archive = ctx.archive
     user = _acting_user(archive, user_name)
     removed = remove_seal(archive, seal_id, user, reason)
+    _reindex(archive)
     make_sealed_copy(archive, removed.recording_id, actor=user.name)
     click.echo(f"Seal {seal_id} on {_span_text(removed.start, removed.end)} of recording "
                f"{removed.recording_id} is removed.")
@@ -902,7 +921,10 @@ def retention_approve(ctx, deletion_id, user_name, as_json):
     the index, and the next `tcd backup disk` removes it from each backup."""
     from .retention import approve
     archive = ctx.archive
-    deletion = approve(archive, deletion_id, _acting_user(archive, user_name))
+    def drop_from_index(session_id: str) -> None:
+        for index in _indexes(archive):
+            index.remove_session(session_id)
+    deletion = approve(archive, deletion_id, _acting_user(archive, user_name), on_deleted=drop_from_index)
     if as_json:
         return print_json(deletion)
     click.echo(f"Deleted {deletion['session_id']} ({len(deletion['detail'].get('removed', []))} objects); "

@@ -2,11 +2,12 @@
 
 The catalog is the record: `sessions.legal_hold` says a session is under legal hold (a
 disputed case), `sessions.retention` how long it must be kept ("permanent" or a number of
-years). Where the store can enforce it — an S3 bucket created with object lock (MinIO, AWS S3,
-Ceph RGW, SeaweedFS ≥ 4) — the objects themselves get an S3 legal hold, and retention in
-GOVERNANCE mode (an administrator with the bypass right can still correct a mistake, nobody
-else can delete). Where it cannot (local disk, a bucket without object lock), the hold is
-recorded in the catalog only and the result says the store does not enforce it.
+years). Where the store can enforce it — an S3 bucket created with object lock (AWS S3, MinIO,
+Ceph RGW, Backblaze B2; SeaweedFS 4.48 as tested here) — the objects themselves get an S3 legal
+hold, and retention in GOVERNANCE mode (an administrator with the bypass right can still correct
+a mistake, nobody else can delete; servers that only offer COMPLIANCE mode, like StorageGRID,
+refuse it). Where it cannot (local disk, a bucket without object lock), the hold is recorded in
+the catalog only and the result says the store does not enforce it.
 """
 from __future__ import annotations
 

@@ -20,8 +20,10 @@ from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.shared import Cm, Pt, RGBColor
 
+from . import seals
 from .catalog import Recording, Session, Transcript
 from .errors import InvalidInput, NotFound
+from .notes import list_notes
 from .transcripts import FORMATS, MEDIA_TYPES, render
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -124,8 +126,10 @@ def _transcript_line(transcript: Transcript) -> str:
     return f"phiên bản {transcript.version}, {nfc(who)}, lưu lúc {transcript.created_at}"
 
 
-def render_minutes(session: Session, recording: Recording, transcript: Transcript) -> bytes:
-    """The minutes of `session` from one transcript version of one of its recordings, as DOCX."""
+def render_minutes(session: Session, recording: Recording, transcript: Transcript,
+                   notes: list = ()) -> bytes:
+    """The minutes of `session` from one transcript version of one of its recordings, as DOCX,
+    with the recording's timestamped notes (archive.notes.Note) after the content."""
     doc = _document(f"Biên bản {session.id}: {session.title}", transcript.author)
     _centered(doc, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", bold=True, size=12)
     _centered(doc, "Độc lập - Tự do - Hạnh phúc", bold=True, underline=True)
@@ -155,6 +159,16 @@ def render_minutes(session: Session, recording: Recording, transcript: Transcrip
         paragraph.add_run(nfc(seg["text"]))
     if not transcript.segments:
         doc.add_paragraph("(Bản ghi lời trống.)")
+    if notes:
+        heading = doc.add_paragraph()
+        heading.paragraph_format.space_before = Pt(12)
+        heading.add_run("GHI CHÚ THEO THỜI ĐIỂM").bold = True
+        for note in notes:
+            paragraph = doc.add_paragraph()
+            span = clock(note.start) + (f"–{clock(note.end, up=True)}" if note.end is not None else "")
+            paragraph.add_run(f"[{span}] ").font.color.rgb = GREY
+            paragraph.add_run(f"{nfc(note.author)}: ").bold = True
+            paragraph.add_run(nfc(note.text))
 
     closing = doc.add_paragraph()
     closing.paragraph_format.space_before = Pt(12)
@@ -193,9 +207,11 @@ class Export:
     filename: str
 
 
-def export(archive, recording_id: str, version: int | None, fmt: str) -> tuple[Export, Transcript]:
+def export(archive, recording_id: str, version: int | None, fmt: str,
+           reader=None) -> tuple[Export, Transcript]:
     """One transcript version (the current one when `version` is None) in format `fmt`
-    (json | txt | vtt | srt | docx), with the file name and media type to serve it under."""
+    (json | txt | vtt | srt | docx), with the file name and media type to serve it under.
+    Sealed spans read as a marker unless `reader` (a user) may read them (archive.seals)."""
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"Unknown format '{fmt}'; use one of {', '.join(EXPORT_FORMATS)}.")
     catalog = archive.catalog
@@ -204,9 +220,12 @@ def export(archive, recording_id: str, version: int | None, fmt: str) -> tuple[E
                   else catalog.current_transcript(rec.id))
     if transcript is None:
         raise NotFound(f"Recording {rec.id} has no transcript yet; `tcd transcribe {rec.id}` makes one.")
+    transcript = seals.redact_version(archive, transcript, reader)
     name = f"{rec.session_id}-{rec.id}-v{transcript.version}.{fmt}"
     if fmt == "docx":
-        body = render_minutes(catalog.get_session(rec.session_id), rec, transcript)
+        in_force = catalog.list_seals(recording_id=rec.id)
+        notes = seals.redact_notes(list_notes(archive, recording_id=rec.id), in_force, reader)
+        body = render_minutes(catalog.get_session(rec.session_id), rec, transcript, notes)
         return Export(body, DOCX_TYPE, name), transcript
     meta = {"session_id": rec.session_id, "recording_id": rec.id, "version": transcript.version,
             "kind": transcript.kind, "author": transcript.author, "created_at": transcript.created_at}

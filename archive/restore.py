@@ -31,6 +31,7 @@ from pycdlib.pycdlibexception import PyCdlibException
 from .backup import MARKER, read_manifest, read_marker
 from .disc import DISC_NOTE, SET_FORMAT, SET_MANIFEST
 from .errors import ArchiveError, IntegrityError, InvalidInput, NotFound, StorageError
+from .seals import restore_from_backup as restore_seals_and_notes
 from .store import CHUNK, copy_hashing
 
 Progress = Callable[[int], None]
@@ -429,6 +430,9 @@ def _restore(archive, source, actor, progress, on_total) -> RestoreReport:
     catalog, store = archive.catalog, archive.store
     report = RestoreReport(str(source.root), source.kind)
     docs = sorted(source.documents(), key=lambda d: d["session"]["id"])
+    # a session deleted under retention rules is not brought back by an older backup (issue 9)
+    deleted = {r["session_id"] for r in catalog.backup_removals()}
+    docs = [d for d in docs if d["session"]["id"] not in deleted]
     report.problems += source.problems
     # First what needs copying, so the progress bar knows the work ahead.
     work: list[tuple[dict, dict, str, bool]] = []  # (doc, object, path, damaged)
@@ -544,6 +548,7 @@ def _restore_rows(archive, source, doc: dict, restored: set[str], report: Restor
         for obj in doc["objects"]:
             catalog.restore_object(obj)
         recordings = sum(catalog.restore_recording(r) for r in doc["recordings"])
+        restore_seals_and_notes(archive, doc)  # before anyone can read the restored text (issue 9)
         versions = sum(catalog.restore_transcript(t, segs) for t, segs in transcripts)
         history_added = catalog.restore_history(history, str(source.root)) if added else 0
         for sha in restored:

@@ -74,19 +74,19 @@ class _LocalReadError(Exception):
         self.error = error
 
 
-class _HashingReader:
-    """The file the SDK uploads, hashed as the SDK reads it: the digest is of the bytes sent."""
+class _CountingReader:
+    """The file the SDK uploads, counted and reported as the SDK reads it. (Not hashed: the
+    object is read back and hashed after the upload, which also covers the bytes sent.)"""
 
     def __init__(self, f: BinaryIO, progress: Progress | None):
         self.f, self.progress = f, progress
-        self.digest, self.size = hashlib.sha256(), 0
+        self.size = 0
 
     def read(self, n: int = -1) -> bytes:
         try:
             data = self.f.read(n)
         except OSError as exc:
             raise _LocalReadError(exc) from exc
-        self.digest.update(data)
         self.size += len(data)
         if self.progress and data:
             self.progress(len(data))
@@ -245,6 +245,8 @@ class S3Store:
 
     def put_file(self, path: Path, sha256: str | None = None,
                  progress: Progress | None = None) -> StoredObject:
+        """Upload `path` under its SHA-256 (computed first when not given), then check the
+        object on the server: its size, its metadata and the SHA-256 of its bytes read back."""
         path = Path(path)
         try:
             size = path.stat().st_size
@@ -258,7 +260,7 @@ class S3Store:
             return StoredObject(sha256, size)
         try:
             with open(path, "rb") as f, self._translate(sha256):
-                reader = _HashingReader(f, progress)
+                reader = _CountingReader(f, progress)
                 self._client.put_object(self.bucket, key, reader, size, part_size=self.part_size,
                                         num_parallel_uploads=PARALLEL_UPLOADS,
                                         metadata={META_SHA256: sha256})
@@ -266,12 +268,10 @@ class S3Store:
             raise StorageError(f"Could not read {path} ({exc.error.strerror or exc.error}); "
                                "check the disk and run the command again.") from exc
         except OSError as exc:
+            if exc.errno is None:  # the SDK's own check: the file ended before `size` bytes
+                raise IntegrityError(f"{path} became shorter while it was being stored; "
+                                     "ingest it again.") from exc
             raise disk_error(exc, str(path)) from exc
-        sent = reader.digest.hexdigest()
-        if sent != sha256 or reader.size != size:
-            self._discard(sha256)
-            raise IntegrityError(f"{path} changed while it was being stored (expected {sha256[:12]}…, "
-                                 f"sent {sent[:12]}…); ingest it again.")
         self._verify_upload(path, sha256, size)
         return StoredObject(sha256, size)
 
@@ -445,7 +445,8 @@ class S3Store:
         elif stored_hash != sha256:
             problem = "lost its SHA-256 metadata"
         elif self.rehash(sha256) != sha256:
-            problem = "reads back with a different SHA-256"
+            problem = (f"reads back with a SHA-256 other than {sha256[:12]}… (or the file changed "
+                       "while it was being stored)")
         if problem:
             self._discard(sha256)
             raise IntegrityError(f"The copy of {path.name} on the S3 server {problem}; "

@@ -25,6 +25,7 @@ from . import users
 from .errors import ArchiveError, InvalidInput
 
 MARKER = "[nội dung đã niêm phong]"
+NOTE_SPEAKER = "Ghi chú"   # how a note reads among transcript segments (search hits)
 MAX_REASON = 500
 DURATION_SLACK = 0.05   # seconds a seal may end past the probed duration (rounding)
 # ffmpeg's `enable` is evaluated once per frame, at the frame's start: the copy is silenced from
@@ -98,10 +99,10 @@ def overlaps(start: float, end: float | None, sealed: list[tuple[float, float]])
 
 
 def redact(segments: list[dict], seals: Iterable, user) -> list[dict]:
-    """The segments as `user` may read them. For users without clearance, the words inside a
-    sealed span are replaced by MARKER (once per run of sealed words) and dropped from `words`;
-    a segment without word times that touches a sealed span is replaced whole. Redacted segments
-    carry `"sealed": true`. Segments are not changed in place."""
+    """The segments as `user` may read them. For users without clearance, each run of words
+    inside a sealed span is replaced by MARKER, in the text and in `words` (as a word marked
+    `"sealed": true` over the run's times); a segment without word times that touches a sealed
+    span is replaced whole. Redacted segments carry `"sealed": true`. Nothing is changed in place."""
     if sees_sealed(user):
         return segments
     sealed = spans(seals)
@@ -113,18 +114,19 @@ def redact(segments: list[dict], seals: Iterable, user) -> list[dict]:
             out.append(seg)
             continue
         words = seg.get("words") or []
-        kept, pieces = [], []
-        if words:
-            for word in words:
-                if overlaps(float(word["start"]), float(word["end"]), sealed):
-                    if not pieces or pieces[-1] != MARKER:
-                        pieces.append(MARKER)
-                else:
-                    kept.append(word)
-                    pieces.append(word["w"])
-        else:
-            pieces = [MARKER]
-        out.append({**seg, "text": " ".join(pieces), "words": kept, "sealed": True})
+        if not words:
+            out.append({**seg, "text": MARKER, "words": [], "sealed": True})
+            continue
+        kept: list[dict] = []
+        for word in words:
+            if not overlaps(float(word["start"]), float(word["end"]), sealed):
+                kept.append(word)
+            elif kept and kept[-1].get("sealed"):
+                kept[-1] = {**kept[-1], "end": word["end"]}
+            else:
+                # the marker stands in the words too, so players that show words show it
+                kept.append({"w": MARKER, "start": word["start"], "end": word["end"], "sealed": True})
+        out.append({**seg, "text": " ".join(w["w"] for w in kept), "words": kept, "sealed": True})
     return out
 
 
@@ -349,3 +351,59 @@ def restore_from_backup(archive, doc: dict) -> int:
     added = sum(catalog.restore_seal(s) for s in doc.get("seals", []))
     added += sum(catalog.restore_note(n) for n in doc.get("notes", []))
     return added
+
+
+def redact_version(archive, transcript, user):
+    """A transcript version (`archive.Transcript`, or None) with its segments as `user` may read
+    them; the same object when nothing is hidden from them."""
+    if transcript is None or sees_sealed(user):
+        return transcript
+    segments = redact_transcript(archive, transcript.recording_id, transcript.segments, user)
+    if segments is transcript.segments:
+        return transcript
+    from dataclasses import replace
+    return replace(transcript, segments=segments)
+
+
+def searchable(archive, recording_id: str, segments: list[dict]) -> list[dict]:
+    """What the search index may hold of a recording: its segments without the sealed words
+    (the marker is not indexed either; a wholly sealed segment goes), and its notes as segments
+    of their own (speaker "Ghi chú", no word times, so a hit plays from the note's second) except
+    those on sealed spans; in time order. The index is shared by everyone, so it holds only what
+    a user without clearance may read."""
+    in_force = archive.catalog.list_seals(recording_id=recording_id)
+    out = []
+    for seg in redact(segments, in_force, None):
+        if not seg.get("sealed"):
+            out.append(seg)
+            continue
+        kept = [w for w in seg["words"] if not w.get("sealed")]
+        if kept:
+            out.append({**seg, "text": " ".join(w["w"] for w in kept), "words": kept})
+    sealed = spans(in_force)
+    for note in archive.catalog.list_notes(recording_id=recording_id):
+        if sealed and overlaps(note["start"], note["end"], sealed):
+            continue
+        out.append({"start": note["start"], "end": note["end"] if note["end"] is not None else note["start"],
+                    "speaker": NOTE_SPEAKER, "text": note["text"], "words": [], "note": note["id"]})
+    return sorted(out, key=lambda s: (s["start"], "note" in s))
+
+
+def hidden_from(archive, recording_id: str, user, start: float | None = None, end: float | None = None) -> bool:
+    """Whether `user` may not see all of a recording's text (or of [start, end]): they lack
+    clearance and a seal in force covers some of it. Views that cannot redact (an editor, a
+    comparison of versions, an issued citation) refuse such users instead."""
+    if sees_sealed(user):
+        return False
+    sealed = sealed_spans(archive, recording_id)
+    if start is None or end is None:
+        return bool(sealed)
+    return overlaps(float(start), float(end), sealed)
+
+
+def refuse_citing_sealed(archive, recording_id: str, start: float, end: float) -> None:
+    """A citation goes into documents outside the archive: a passage touching a sealed span is
+    never cited, whoever asks."""
+    if overlaps(float(start), float(end), sealed_spans(archive, recording_id)):
+        raise InvalidInput(f"The passage {start:g}–{end:g} s touches a sealed span of recording "
+                           f"{recording_id}; cite a passage outside it (`tcd seal list {recording_id}`).")

@@ -2,7 +2,7 @@
 
 The table `ROLE_PERMISSIONS` is the one place that says who may do what: the web application
 asks `can(role, permission)` and never compares role names itself. A user's `clearance` flag is
-kept in the catalog for material that needs it; no permission here depends on it yet.
+kept in the catalog: with the admin role it decides who reads sealed passages (archive.seals).
 """
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ Starts SeaweedFS's `weed` on loopback (the launcher of tests/s3/conftest.py), wr
 files of `--mb` MB of seeded noise, then for each file (alternating which goes first):
 
   upload   bare: `Minio.fput_object` (same part size and parallel parts as the store);
-           store: `S3Store.put_file`, which also hashes what it sends, keeps the SHA-256 as
-           metadata and reads the object back to check it;
+           store: `S3Store.put_file` given the file's SHA-256 (as ingest gives it, having
+           hashed the file while copying it to staging), which keeps the SHA-256 as metadata
+           and reads the object back to check it;
   range    `--ranges` reads of 1 MiB and of 64 KiB at seeded offsets:
            bare `get_object(offset=, length=)` vs `S3Store.read_range`;
   stream   the whole object: bare `get_object().stream()` vs `S3Store.open().read()` in chunks.
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from archive.s3store import MiB, PARALLEL_UPLOADS, S3Store  # noqa: E402
-from archive.store import CHUNK, object_key  # noqa: E402
+from archive.store import CHUNK, hash_file, object_key  # noqa: E402
 
 
 def load_launcher():
@@ -106,8 +107,10 @@ def main() -> None:
             def bare():
                 client.fput_object(bare_bucket, path.name, str(path), part_size=part,
                                    num_parallel_uploads=PARALLEL_UPLOADS)
+            sha = hash_file(path)[0]  # known before the upload, as in ingest
+
             def ours():
-                shas.append(store.put_file(path).sha256)
+                shas.append(store.put_file(path, sha).sha256)
             for who, fn in ((("bare", bare), ("store", ours)) if i % 2 == 0 else (("store", ours), ("bare", bare))):
                 add("upload", who, timed(fn))
             # The read-back check inside put_file costs about one full read; measure one.

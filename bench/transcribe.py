@@ -14,6 +14,7 @@ import argparse
 import difflib
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,13 @@ class PeakRSS:
         self._thread.join()
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its waited-for children: what a run costs whatever else
+    the machine is doing (wall time on a shared machine depends on the other users)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def agreement(a: list[str], b: list[str]) -> float:
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     return sum(m.size for m in matcher.get_matching_blocks()) / max(len(a), len(b), 1)
@@ -112,24 +120,25 @@ def main() -> None:
 
         archive = open_archive(tmp / "home", env={})
         model = models.install(archive.settings, args.model, name="bench", check=False)
-        started = time.monotonic()
+        started, cpu = time.monotonic(), cpu_seconds()
         with PeakRSS(os.getpid()) as ours_rss:
             words = transcribe.decode(audio, model, audio.parent / "chunks", args.workers)
-        ours = time.monotonic() - started
+        ours, ours_cpu = time.monotonic() - started, cpu_seconds() - cpu
 
         out = tmp / "vosk.txt"
-        started = time.monotonic()
+        started, cpu = time.monotonic(), cpu_seconds()
         proc = subprocess.Popen([str(Path(sys.executable).with_name("vosk-transcriber")), "-m",
                                  str(args.model), "-i", str(audio), "-o", str(out), "-t", "txt",
                                  "--log-level", "WARNING"])
         with PeakRSS(proc.pid) as theirs_rss:
             proc.wait()
-        theirs = time.monotonic() - started
+        theirs, theirs_cpu = time.monotonic() - started, cpu_seconds() - cpu
         their_words = out.read_text(encoding="utf-8").split()
 
-    print(f"tcd transcribe : {seconds / ours:6.2f} audio s per wall s ({ours:.1f} s), "
+    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"tcd transcribe : {seconds / ours:6.2f} audio s per wall s ({ours:.1f} s, CPU {ours_cpu:.1f} s), "
           f"peak RSS {ours_rss.peak / 1e6:,.0f} MB, {len(words)} words")
-    print(f"vosk-transcriber: {seconds / theirs:6.2f} audio s per wall s ({theirs:.1f} s), "
+    print(f"vosk-transcriber: {seconds / theirs:6.2f} audio s per wall s ({theirs:.1f} s, CPU {theirs_cpu:.1f} s), "
           f"peak RSS {theirs_rss.peak / 1e6:,.0f} MB, {len(their_words)} words")
     print(f"throughput ratio: {theirs / ours:.2f}x (target >= 1.7x)")
     print(f"word agreement : {agreement([w['w'] for w in words], their_words):.1%} (target >= 98%)")

@@ -2,7 +2,7 @@
 concurrent clients (threads, each with its own keep-alive connection and signed-in session)
 mixing searches, session pages and byte-range reads of the access copy, on loopback only.
 
-    .venv/bin/python bench/web.py [--clients 50] [--seconds 60] [--home DIR] [--keep]
+    .venv/bin/python bench/web.py [--clients 50] [--seconds 60] [--think 0] [--home DIR] [--keep]
 
 Prints requests per second and p50/p95/p99 latency per kind of request, and the errors.
 Targets: no errors; p95 under 200 ms for a search and under 50 ms for a range read.
@@ -90,8 +90,8 @@ class Client:
             raise RuntimeError(f"sign-in failed with HTTP {status}")
 
 
-def drive(port: int, data: dict, seconds: float, seed: int, results: dict, lock: threading.Lock,
-          start_gate: threading.Barrier) -> None:
+def drive(port: int, data: dict, seconds: float, think: float, seed: int, results: dict,
+          lock: threading.Lock, start_gate: threading.Barrier) -> None:
     rng = random.Random(seed)
     client = Client(port)
     client.sign_in()
@@ -102,6 +102,8 @@ def drive(port: int, data: dict, seconds: float, seed: int, results: dict, lock:
     start_gate.wait()
     end = time.monotonic() + seconds
     while time.monotonic() < end:
+        if think:
+            time.sleep(rng.uniform(0.5 * think, 1.5 * think))
         kind = rng.choices(kinds, weights)[0]
         headers, expect = {}, 200
         if kind == "search":
@@ -142,6 +144,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--threads", type=int, default=16, help="Server threads (tcd serve --threads).")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="Mean pause of each client between requests in seconds (default 0: "
+                             "back to back, a stress test rather than people at work).")
     parser.add_argument("--home", help="Data folder to use (default: a temporary one).")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary data folder.")
     args = parser.parse_args()
@@ -150,15 +155,17 @@ def main() -> None:
     print(f"Preparing the sample session in {home} …", flush=True)
     data = prepare(home)
     port = free_port()
+    log_path = home / "serve.log"  # a file, not a pipe nobody reads: a full pipe would block the server
+    log = open(log_path, "wb")
     server = subprocess.Popen([TCD, "--home", str(home), "serve", "--host", "127.0.0.1",
                                "--port", str(port), "--threads", str(args.threads)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_healthy(port, server)
+        wait_healthy(port, server, log_path)
         results = {"latency": {kind: [] for kind, _ in MIX}, "errors": []}
         lock = threading.Lock()
         gate = threading.Barrier(args.clients + 1)
-        workers = [threading.Thread(target=drive, args=(port, data, args.seconds, 1000 + i, results, lock, gate),
+        workers = [threading.Thread(target=drive, args=(port, data, args.seconds, args.think, 1000 + i, results, lock, gate),
                                     daemon=True) for i in range(args.clients)]
         for w in workers:
             w.start()
@@ -173,21 +180,25 @@ def main() -> None:
         wall = time.monotonic() - started
         cpu = proc.cpu_percent()
         report(results, wall, args, peak_rss, cpu)
+        warnings = [l for l in log_path.read_text(errors="replace").splitlines() if "WARNING" in l or "ERROR" in l]
+        if warnings:
+            print(f"server log: {len(warnings)} warnings/errors, the last: {warnings[-1]}")
     finally:
         server.terminate()
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
         if not args.home and not args.keep:
             shutil.rmtree(home.parent, ignore_errors=True)
 
 
-def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
+def wait_healthy(port: int, server: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if server.poll() is not None:
-            sys.exit(f"tcd serve exited: {server.stderr.read().decode(errors='replace')}")
+            sys.exit(f"tcd serve exited: {log_path.read_text(errors='replace')}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
@@ -202,7 +213,8 @@ def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60) -> No
 def report(results: dict, wall: float, args, peak_rss: int, cpu: float) -> None:
     total = sum(len(v) for v in results["latency"].values())
     errors = results["errors"]
-    print(f"\n{args.clients} clients, {wall:.1f} s, server threads {args.threads}, {psutil.cpu_count()} cores")
+    print(f"\n{args.clients} clients (think {args.think:g} s), {wall:.1f} s, server threads {args.threads}, "
+          f"{psutil.cpu_count()} cores, load average {psutil.getloadavg()[0]:.1f}")
     print(f"{total} requests, {total / wall:.1f} requests/s, {len(errors)} errors; "
           f"server peak RSS {peak_rss / 2**20:.0f} MB, CPU {cpu:.0f}% (100% = one core)")
     print(f"{'kind':<8} {'count':>7} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")

@@ -100,6 +100,26 @@ def _tone_position(base: str) -> int | None:
     return first
 
 
+class _CharFolding(dict):
+    """str.translate table folding one character to one character (so offsets stay valid)."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        folded = fold(char) if not char.isdigit() else char
+        value = folded if len(folded) == 1 else char.lower() if len(char.lower()) == 1 else char
+        self[code] = value
+        return value
+
+
+_CHAR_FOLDING = _CharFolding()
+
+
+def fold_text(text: str) -> str:
+    """`text` (NFC) folded character by character: same length, so a match's offsets in the
+    folded text are its offsets in the original."""
+    return text.translate(_CHAR_FOLDING)
+
+
 def exact_tokens(text: str) -> list[str]:
     return [exact(w) for w, _, _ in words(nfc(text))]
 

@@ -36,6 +36,7 @@ from whoosh import fields, index as whoosh_index
 from whoosh.analysis import SpaceSeparatedTokenizer
 from whoosh.index import LockError
 
+from archive import seals
 from archive.errors import ArchiveError
 
 from . import matching, query as query_mod
@@ -77,6 +78,18 @@ def schema() -> fields.Schema:
     )
 
 
+def indexed_revisions(ix) -> dict[str, int]:
+    """{session id: catalog revision} of the sessions in the index, read from the metadata
+    documents only (a few thousand column lookups, however many passages there are)."""
+    out: dict[str, int] = {}
+    with ix.reader() as reader:
+        for leaf, offset in reader.leaf_readers():
+            sessions, revisions = leaf.column_reader("session"), leaf.column_reader("revision")
+            for doc in term_weights([(leaf, 0)], "kind", "m"):
+                out[sessions[doc]] = revisions[doc]
+    return out
+
+
 def _folded_text(*values) -> str:
     return " ".join(fold(w) for v in values for w, _, _ in words(nfc(str(v or ""))))
 
@@ -101,6 +114,9 @@ class Snapshot:
             self.is_meta[d] = 1
         self._passages: dict[str, set[int]] | None = None
         self.meta_of = {self.session_of[d]: d for d in self.meta_docs}
+        # Newer sessions first, then earlier passages first: one number per document, so sorts
+        # by date run in C (`order_key.__getitem__`).
+        self.order_key = [held * 10_000_000 - d for d, held in enumerate(self.held)]
 
     def up_to_date(self) -> bool:
         return self.searcher.up_to_date()
@@ -168,9 +184,7 @@ class SearchIndex:
         generation = self._generation()
         if generation and (self.root / generation).is_dir():
             try:
-                snap = Snapshot(self._open_ix(generation), generation)
-                snap.revisions()
-                snap.close()
+                indexed_revisions(self._open_ix(generation))
                 return
             except Exception as exc:  # any failure to read means: rebuild the cache
                 log.warning("search index %s is unreadable (%s); rebuilding it", generation, exc)
@@ -223,9 +237,11 @@ class SearchIndex:
                  "body": pack({"title": session.title, "held_on": session.held_on, "fields": meta_fields})}]
         for rec in self.catalog.recordings_for_session(session.id):
             transcript = self.catalog.current_transcript(rec.id)
-            if transcript is None:
+            # sealed words never enter the index (it is shared by every user) and notes are segments
+            # of their own, so a hit plays from the note's second (archive.seals, issue 9)
+            segments = seals.searchable(self.archive, rec.id, transcript.segments if transcript else [])
+            if not segments:
                 continue
-            segments = transcript.segments
             if self.segment_filter is not None:
                 segments = [s for s in segments if self.segment_filter(session, rec, s)]
             cut = passages(rec.id, segments, self.window)
@@ -266,11 +282,7 @@ class SearchIndex:
         """Re-index sessions whose revision changed and drop those gone; returns how many."""
         with self.writing():
             ix = self._open_ix()
-            snap = Snapshot(ix, self._generation() or "")
-            try:
-                indexed = snap.revisions()
-            finally:
-                snap.close()
+            indexed = indexed_revisions(ix)
             current = {s.id: s.revision for s in self.catalog.list_sessions()}
             changed = [sid for sid, rev in current.items() if indexed.get(sid) != rev]
             gone = [sid for sid in indexed if sid not in current]
@@ -373,13 +385,17 @@ class SearchIndex:
         run = matching.Query(snap, plan)
         total, ranked = run.run(sort, page * limit)
         result.total = total
-        result.hits = [self._hit(snap, plan, doc, score) for doc, score in ranked[(page - 1) * limit:]]
+        metas: dict[str, dict] = {}
+        result.hits = [self._hit(snap, plan, doc, score, metas) for doc, score in ranked[(page - 1) * limit:]]
         result.messages += run.messages
 
-    def _hit(self, snap: Snapshot, plan, doc: int, score: float) -> Hit:
+    def _hit(self, snap: Snapshot, plan, doc: int, score: float, metas: dict) -> Hit:
         session_id = snap.session_of[doc]
-        meta_doc = snap.meta_of.get(session_id)
-        meta = snap.body(meta_doc) if meta_doc is not None else {"title": "", "held_on": "", "fields": []}
+        meta = metas.get(session_id)
+        if meta is None:
+            meta_doc = snap.meta_of.get(session_id)
+            meta = snap.body(meta_doc) if meta_doc is not None else {"title": "", "held_on": "", "fields": []}
+            metas[session_id] = meta
         if snap.is_meta[doc]:
             return Hit(session_id, meta["title"], meta["held_on"], "", 0.0, 0.0, "",
                        meta_match(meta["fields"], plan.clauses), round(score, 4))

@@ -18,7 +18,6 @@ Scores (higher first):
 """
 from __future__ import annotations
 
-import heapq
 import math
 from itertools import islice, product
 
@@ -129,14 +128,16 @@ class Query:
                 for doc, tf in self.weights("words", term).items():
                     found[doc] = found.get(doc, 0.0) + tf
             return {doc: saturate(tf) for doc, tf in found.items()}
-        for alternative in clause.alternatives:
+        if len(clause.alternatives) == 1:
+            found = self.phrase(clause.alternatives[0])
+        for alternative in clause.alternatives if len(clause.alternatives) > 1 else ():
             for doc, tf in self.phrase(alternative).items():
                 if tf > found.get(doc, 0.0):
                     found[doc] = tf
-        scores = {doc: saturate(tf) for doc, tf in found.items()}
-        for doc, fit in self.fit(clause).items():
-            if doc in scores:
-                scores[doc] += fit
+        scores = {doc: tf / (tf + 1.0) for doc, tf in found.items()}  # saturated frequency
+        fits = self.fit(clause)
+        for doc in scores.keys() & fits.keys():
+            scores[doc] += fits[doc]
         return scores
 
     def fit(self, clause: Clause) -> dict[int, float]:
@@ -159,9 +160,10 @@ class Query:
         else:
             readings, field = self.pair_readings(clause.folded[0], clause.folded[1]), "xpairs"
         out: dict[int, float] = {}
-        for form, share in readings:
+        for form, share in readings:  # the best fitting reading a document has
             for doc in self.weights(field, form):
-                out[doc] = out.get(doc, 0.0) + share
+                if share > out.get(doc, 0.0):
+                    out[doc] = share
         return out
 
     def adjacency(self, i: int, j: int) -> dict[int, float]:
@@ -174,10 +176,13 @@ class Query:
             readings = [(f"{ci.exact[0]}+{cj.exact[0]}", 1.0)]
         else:
             readings = self.pair_readings(a, b)
+        best: dict[int, float] = {}
         for form, share in readings:
             for doc in self.weights("xpairs", form):
-                if doc in out:
-                    out[doc] += share
+                if doc in out and share > best.get(doc, 0.0):
+                    best[doc] = share
+        for doc, share in best.items():
+            out[doc] += share
         return out
 
     # -- the whole query --------------------------------------------------------------------------
@@ -231,23 +236,23 @@ class Query:
         if not docs:
             return 0, []
 
-        scored: dict[int, float] = {}
-        for doc in docs:
-            total = 0.0
-            session = snap.session_of[doc]
-            for scores, sessions, w in zip(clause_scores, by_meta, weights):
-                s = scores.get(doc)
-                if s is not None:
-                    total += w * s
-                elif session in sessions:
-                    total += w * META_ONLY
-            scored[doc] = total * (META_BOOST if is_meta[doc] else 1.0)
+        # Whole dicts at a time (C loops), not a Python loop per document and clause.
+        scored: dict[int, float] = dict.fromkeys(docs, 0.0)
+        session_of = snap.session_of
+        for scores, sessions, w in zip(clause_scores, by_meta, weights):
+            for doc in scored.keys() & scores.keys():
+                scored[doc] += w * scores[doc]
+            if sessions:
+                for doc in scored.keys() - scores.keys():
+                    if session_of[doc] in sessions:
+                        scored[doc] += w * META_ONLY
         for i, j in self.plan.adjacent:
             bonus = self.adjacency(i, j)
             w = (weights[i] + weights[j]) / 2
-            for doc, b in bonus.items():
-                if doc in scored:
-                    scored[doc] += w * b
+            for doc in scored.keys() & bonus.keys():
+                scored[doc] += w * bonus[doc]
+        for doc in meta & scored.keys():
+            scored[doc] *= META_BOOST
         return len(docs), self._top(scored, sort, want)
 
     def _in_dates(self, docs: set[int]) -> set[int]:
@@ -260,9 +265,18 @@ class Query:
         return {d for d in docs if lo_n <= held[d] <= hi_n}
 
     def _top(self, scored: dict[int, float], sort: str, want: int) -> list[tuple[int, float]]:
-        held = self.snap.held
+        """The `want` best documents: by score (newer first among equals) or by date.
+
+        Sorting uses the snapshot's precomputed per-document order key, so the sort runs in C;
+        for relevance only the documents at or above the want-th best score are sorted."""
+        order = self.snap.order_key.__getitem__
         if sort == "date":
-            top = heapq.nlargest(want, scored, key=lambda d: (held[d], -d))
+            top = sorted(scored, key=order, reverse=True)[:want]
         else:
-            top = heapq.nlargest(want, scored, key=lambda d: (scored[d], held[d], -d))
+            values = sorted(scored.values(), reverse=True)
+            threshold = values[min(want, len(values)) - 1] if values else 0.0
+            best = [d for d, v in scored.items() if v >= threshold]
+            best.sort(key=order, reverse=True)       # newer first ...
+            best.sort(key=scored.__getitem__, reverse=True)  # ... within equal scores (stable)
+            top = best[:want]
         return [(d, scored[d]) for d in top]

@@ -1,122 +1,107 @@
 """Where a passage matched and how to show it: the first matched word's second, and a snippet.
 
-The index says *which* passages match; this module reads one passage's stored segments again
-and finds the token spans of each clause (a word, each reading of a number, a phrase as a whole),
-so a phrase is marked as one run and never as its words scattered about. Everything outside the
-<mark> tags is HTML-escaped: transcripts are text typed or heard, and may contain "<script>".
+The index says *which* passages match; this module looks at one passage's stored text again. It
+folds the text character by character (same length, so offsets carry over) and finds each
+clause with one regular expression: a word, each spoken reading of a number, a phrase as a whole
+(its words with only spaces or punctuation between), so a phrase is marked as one run and never
+as its words scattered about. Everything outside the <mark> tags is HTML-escaped: transcripts
+are text typed or heard, and may contain "<script>".
 """
 from __future__ import annotations
 
 import html
+import re
 
-from .analysis import fold, words
+from .analysis import fold_text, words
+from .passages import token_time
 from .query import Clause
 
-CONTEXT_BEFORE = 10   # tokens shown before the first match
-SNIPPET_TOKENS = 36   # tokens shown in all
+BEFORE = 60     # characters of context before the first match
+LENGTH = 240    # characters shown in all
 
 
-def find_spans(folded: list[str], clauses: list[Clause], limit: int) -> list[tuple[int, int]]:
-    """Token spans [first, last] of every clause occurrence starting before `limit`."""
-    spans = []
+def _token_pattern(token: str) -> str:
+    if token.isdigit():  # "1500000" also matches "1.500.000" and "1,500,000"
+        return "[.,]?".join(re.escape(c) for c in token)
+    return re.escape(token)
+
+
+def clause_pattern(clauses: list[Clause]) -> re.Pattern | None:
+    """One expression matching any clause in folded text, longest alternatives first."""
+    parts = []
     for clause in clauses:
         for alternative in clause.alternatives:
-            n = len(alternative)
-            head = alternative[0]
-            for p in range(min(limit, len(folded))):
-                token = folded[p]
-                if clause.kind == "prefix":
-                    if token.startswith(head):
-                        spans.append((p, p))
-                elif token == head and tuple(folded[p:p + n]) == alternative:
-                    spans.append((p, p + n - 1))
-    return sorted(set(spans))
+            body = r"\W+".join(_token_pattern(t) for t in alternative)
+            if clause.kind == "prefix":
+                body += r"\w*"
+            parts.append((len(alternative), body))
+    if not parts:
+        return None
+    parts.sort(key=lambda p: -p[0])
+    return re.compile(r"(?<!\w)(?:" + "|".join(p for _, p in parts) + r")(?!\w)")
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[list[int]] = []
-    for a, b in sorted(spans):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return [(a, b) for a, b in merged]
+def _render(text: str, lo: int, hi: int, spans: list[tuple[int, int]]) -> str:
+    out, pos = [], lo
+    for a, b in spans:
+        a, b = max(a, lo), min(b, hi)
+        if a >= b or a < pos:
+            continue
+        out.append(html.escape(text[pos:a]))
+        out.append("<mark>" + html.escape(text[a:b]) + "</mark>")
+        pos = b
+    out.append(html.escape(text[pos:hi]))
+    snippet = "".join(out).replace("\n", " ").strip()
+    return ("… " if lo > 0 else "") + snippet + (" …" if hi < len(text) else "")
+
+
+def _window(text: str, first: int) -> tuple[int, int]:
+    """Character range of the snippet: some context before the first match, cut at spaces."""
+    lo = max(0, first - BEFORE)
+    if lo > 0:
+        space = text.find(" ", lo, first)
+        lo = space + 1 if space >= 0 else lo
+    hi = min(len(text), lo + LENGTH)
+    if hi < len(text):
+        space = text.rfind(" ", first, hi)
+        hi = space if space > first else hi
+    return lo, hi
 
 
 def passage_match(body: dict, clauses: list[Clause]) -> dict:
-    """{start, end, speaker, snippet} of a passage body (see passages.passage_body)."""
-    tokens = []   # (segment index, char start, char end)
-    for k, seg in enumerate(body["s"]):
-        tokens += [(k, s, e) for _, s, e in words(seg[3])]
-    folded = [fold(body["s"][k][3][s:e]) for k, s, e in tokens] + [fold(t) for t in body.get("tail", [])]
-    spans = find_spans(folded, clauses, len(tokens))
+    """{start, end, speaker, snippet} of a stored passage (see passages.passage_body)."""
+    segments = body["s"]
+    offsets, pieces, pos = [], [], 0
+    for seg in segments:
+        offsets.append(pos)
+        pieces.append(seg[3])
+        pos += len(seg[3]) + 1
+    text = "\n".join(pieces)
+    limit = len(text)
+    tail = body.get("tail") or []
+    folded = fold_text(text + ("\n" + " ".join(tail) if tail else ""))
+    pattern = clause_pattern(clauses)
+    spans = [m.span() for m in pattern.finditer(folded) if m.start() < limit] if pattern else []
+    spans = [(a, min(b, limit)) for a, b in spans]
     if not spans:
-        first_seg = body["s"][0]
-        return {"start": first_seg[0], "end": first_seg[1], "speaker": first_seg[2],
-                "snippet": _render(body, tokens, 0, min(len(tokens), SNIPPET_TOKENS), [])}
+        seg = segments[0]
+        lo, hi = _window(text, 0)
+        return {"start": seg[0], "end": seg[1], "speaker": seg[2], "snippet": _render(text, lo, hi, [])}
     first = spans[0][0]
-    seg_index = tokens[first][0]
-    seg = body["s"][seg_index]
-    times = seg[4]
-    index_in_seg = first - next(i for i, t in enumerate(tokens) if t[0] == seg_index)
-    start = times[index_in_seg] if index_in_seg < len(times) else seg[0]
-    lo = max(0, first - CONTEXT_BEFORE)
-    hi = min(len(tokens), lo + SNIPPET_TOKENS)
-    marks = [(a, min(b, len(tokens) - 1)) for a, b in _merge(spans) if a < hi and b >= lo]
-    return {"start": float(start), "end": float(seg[1]), "speaker": seg[2],
-            "snippet": _render(body, tokens, lo, hi, marks)}
-
-
-def _render(body: dict, tokens: list, lo: int, hi: int, marks: list[tuple[int, int]]) -> str:
-    """HTML for tokens[lo:hi] with the text between them, marked spans wrapped in <mark>."""
-    if not tokens:
-        return ""
-    out = ["… "] if lo > 0 else []
-    marked = {}
-    for a, b in marks:
-        marked[max(a, lo)] = min(b, hi - 1)
-    i = lo
-    while i < hi:
-        k, s, e = tokens[i]
-        text = body["s"][k][3]
-        j = marked.get(i)
-        if j is not None:
-            # A mark may run across segments: close it at each segment's end.
-            end_i = i
-            while end_i < j and tokens[end_i + 1][0] == k:
-                end_i += 1
-            out.append("<mark>" + html.escape(text[s:tokens[end_i][2]]) + "</mark>")
-            if end_i < j:
-                marked[end_i + 1] = j
-            i, e = end_i, tokens[end_i][2]
-        else:
-            out.append(html.escape(text[s:e]))
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        if nxt is not None and nxt[0] == k:
-            between = text[e:nxt[1]] if i + 1 < hi else ""
-        else:
-            between = text[e:] + (" " if nxt is not None and i + 1 < hi else "")
-        out.append(html.escape(between))
-        i += 1
-    if hi < len(tokens):
-        out.append(" …")
-    return "".join(out).strip()
+    k = max(i for i, off in enumerate(offsets) if off <= first)
+    seg = segments[k]
+    index_in_segment = len(words(seg[3][: first - offsets[k]]))
+    start = token_time(seg[4], index_in_segment, seg[0])
+    lo, hi = _window(text, first)
+    return {"start": start, "end": seg[1], "speaker": seg[2], "snippet": _render(text, lo, hi, spans)}
 
 
 def meta_match(fields: list[list[str]], clauses: list[Clause]) -> str:
-    """Snippet of a session's metadata: the fields (label, text) where a clause matched."""
+    """Snippet of a session's metadata: the fields (label: text) where a clause matched."""
+    pattern = clause_pattern(clauses)
     parts = []
     for label, text in fields:
-        tokens = words(text)
-        folded = [fold(w) for w, _, _ in tokens]
-        spans = _merge(find_spans(folded, clauses, len(tokens)))
-        if not spans:
-            continue
-        pos, out = 0, []
-        for a, b in spans:
-            out.append(html.escape(text[pos:tokens[a][1]]))
-            out.append("<mark>" + html.escape(text[tokens[a][1]:tokens[b][2]]) + "</mark>")
-            pos = tokens[b][2]
-        out.append(html.escape(text[pos:]))
-        parts.append(f"{html.escape(label)}: {''.join(out)}")
+        spans = [m.span() for m in pattern.finditer(fold_text(text))] if pattern else []
+        if spans:
+            parts.append(f"{html.escape(label)}: {_render(text, 0, len(text), spans)}")
     return " · ".join(parts)

@@ -56,6 +56,9 @@ def create_app(archive: Archive, test_config: dict | None = None) -> Flask:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        # A sitting lasts 12 hours from sign-in; re-signing the cookie on every media range
+        # request would cost more than the request itself.
+        SESSION_REFRESH_EACH_REQUEST=False,
         # A page stays open all day; the token is bound to the signed-in session instead.
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=None,           # uploads stream to disk, whatever their size
@@ -81,6 +84,8 @@ def create_app(archive: Archive, test_config: dict | None = None) -> Flask:
     uploads.init_app(app)
     for module in (auth, pages, media, api, uploads, admin, transcripts):
         app.register_blueprint(module.bp)
+    from . import records  # notes, sealed passages, retention and the access report (issue 9)
+    app.register_blueprint(records.bp)
 
     app.jinja_env.filters["clock"] = markup.clock
     app.jinja_env.filters["snippet"] = markup.safe_snippet

@@ -22,6 +22,7 @@ from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound, Permi
 from archive.transcripts import parse_time
 
 from .auth import archive, require
+from .finder import search_index
 
 bp = Blueprint("records", __name__)
 
@@ -45,6 +46,8 @@ def seconds(value: str | None, label: str) -> float | None:
 
 
 def _message(exc: ArchiveError, what: str) -> str:
+    if isinstance(exc, NotFound):
+        return f"{what}: không tìm thấy phiên, bản ghi hoặc mục này."
     if isinstance(exc, PermissionDenied):
         return f"{what}: {ROLE_REFUSED}"
     if isinstance(exc, Conflict):
@@ -77,6 +80,16 @@ def sees_sealed() -> bool:
     return seals.sees_sealed(current_user)
 
 
+@bp.app_template_global()
+def sealed_copy_pending(recording) -> bool:
+    """Whether the signed-in user must wait for the silenced copy before they can play."""
+    try:
+        seals.playable(archive(), recording, current_user)
+        return False
+    except seals.SealedCopyPending:
+        return True
+
+
 @bp.route("/api/sessions/<session_id>/notes")
 @require("view")
 def notes_json(session_id: str):
@@ -106,14 +119,34 @@ def add_note(recording_id: str):
         abort(404)
     try:
         start = seconds(request.form.get("start"), "Thời điểm")
-        if start is None:
-            raise InvalidInput("Hãy ghi thời điểm của ghi chú.")
-        note = notes.add_note(arch, rec.id, start, seconds(request.form.get("end"), "Thời điểm kết thúc"),
-                              request.form.get("text", ""), acting())
+        end = seconds(request.form.get("end"), "Thời điểm kết thúc")
+        problem = _note_problem(rec, start, end, request.form.get("text", ""))
+        if problem:
+            raise InvalidInput(problem)
+        note = notes.add_note(arch, rec.id, start, end, request.form.get("text", ""), acting())
+        _reindex()
         flash(f"Đã thêm ghi chú tại {note.start:g} giây.", "ok")
     except ArchiveError as exc:
         flash(_message(exc, "Không thêm được ghi chú"), "error")
     return _back_to(rec.id, rec.session_id)
+
+
+def _note_problem(rec, start, end, text) -> str | None:
+    """What is wrong with a note's times or text, in Vietnamese, before the core is asked."""
+    if start is None:
+        return "hãy ghi thời điểm của ghi chú."
+    limit = rec.duration + notes.SLACK if rec.duration else None
+    if start < 0 or (limit and start > limit):
+        return f"thời điểm {start:g} giây nằm ngoài bản ghi (bản ghi dài {rec.duration:.1f} giây)."
+    if end is not None and end <= start:
+        return f"thời điểm kết thúc ({end:g} giây) phải sau thời điểm bắt đầu ({start:g} giây)."
+    if end is not None and limit and end > limit:
+        return f"thời điểm kết thúc {end:g} giây nằm ngoài bản ghi (bản ghi dài {rec.duration:.1f} giây)."
+    if not " ".join((text or "").split()):
+        return "hãy ghi nội dung ghi chú."
+    if len(text) > notes.MAX_TEXT:
+        return f"ghi chú dài tối đa {notes.MAX_TEXT} ký tự."
+    return None
 
 
 @bp.route("/notes/<int:note_id>", methods=["POST"])
@@ -128,9 +161,15 @@ def edit_note(note_id: int):
         abort(403)
     try:
         end = seconds(request.form.get("end"), "Thời điểm kết thúc")
-        notes.edit_note(arch, note_id, acting(), text=request.form.get("text"),
-                        start=seconds(request.form.get("start"), "Thời điểm"), end=end,
+        start = seconds(request.form.get("start"), "Thời điểm")
+        text = request.form.get("text")
+        problem = _note_problem(arch.catalog.get_recording(note.recording_id),
+                                note.start if start is None else start, end, note.text if text is None else text)
+        if problem:
+            raise InvalidInput(problem)
+        notes.edit_note(arch, note_id, acting(), text=text, start=start, end=end,
                         version=request.form.get("version", type=int))
+        _reindex()
         flash("Đã lưu ghi chú; phiên bản trước vẫn được giữ trong lịch sử.", "ok")
     except ArchiveError as exc:
         flash(_message(exc, "Không lưu được ghi chú"), "error")
@@ -217,6 +256,7 @@ def add_seal(session_id: str):
             flash(f"Không niêm phong được: {problem}", "error")
         else:
             seal = seals.add_seal(arch, rec.id, start, end, reason, acting())
+            _reindex()
             _refresh_copy(rec.id)
             flash(f"Đã niêm phong đoạn {seal.start:g}–{seal.end:g} giây. Người không được phép xem sẽ chỉ "
                   "nghe/xem bản đã làm câm và che hình của đoạn này.", "ok")
@@ -235,6 +275,7 @@ def remove_seal(seal_id: int):
         abort(404)
     try:
         seals.remove_seal(arch, seal_id, acting(), request.form.get("reason", ""))
+        _reindex()
         _refresh_copy(seal["recording_id"])
         flash(f"Đã gỡ niêm phong đoạn {seal['start']:g}–{seal['end']:g} giây (đã ghi nhật ký).", "ok")
     except ArchiveError as exc:
@@ -328,8 +369,17 @@ def approve_deletion(deletion_id: int):
 
 
 def _drop_from_index(session_id: str) -> None:
-    from search import open_index
-    open_index(archive()).sync()
+    # a failure here leaves the deletion "approved"; approving again finishes it
+    search_index().remove_session(session_id)
+
+
+def _reindex() -> None:
+    """Bring the search index up to date at once: it must drop text just sealed, and find notes
+    just written. A failure is logged; the next sync catches up."""
+    try:
+        search_index().sync()
+    except Exception:  # the index is a cache; the catalog holds the truth
+        current_app.logger.error("search index not updated after a note or seal change", exc_info=True)
 
 
 @bp.route("/deletions/<int:deletion_id>/withdraw", methods=["POST"])

@@ -14,7 +14,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redi
                    render_template, request, url_for)
 from flask_login import current_user
 
-from archive import citations, corrections, minutes
+from archive import citations, corrections, minutes, seals
 from archive.errors import Conflict, InvalidInput, NotFound
 from archive.transcripts import clean_text
 
@@ -84,7 +84,7 @@ def minutes_docx(session_id: str):
     for rec in catalog.recordings_for_session(session.id):
         if (wanted and rec.id != wanted) or catalog.current_transcript(rec.id) is None:
             continue
-        exported, transcript = minutes.export(archive(), rec.id, version, "docx")
+        exported, transcript = minutes.export(archive(), rec.id, version, "docx", reader=current_user)
         record("download", session.id, rec.id, format="docx", version=transcript.version)
         return _send(exported)
     abort(404)
@@ -96,7 +96,7 @@ def version_file(session_id: str, recording_id: str, version: int, fmt: str):
     if fmt not in minutes.EXPORT_FORMATS:
         abort(404)
     session, rec = _recording(session_id, recording_id)
-    exported, transcript = minutes.export(archive(), rec.id, version, fmt)
+    exported, transcript = minutes.export(archive(), rec.id, version, fmt, reader=current_user)
     record("download", session.id, rec.id, format=fmt, version=transcript.version)
     return _send(exported)
 
@@ -107,6 +107,8 @@ def version_file(session_id: str, recording_id: str, version: int, fmt: str):
 @require("view")
 def history(session_id: str, recording_id: str):
     session, rec = _recording(session_id, recording_id)
+    if seals.hidden_from(archive(), rec.id, current_user):
+        abort(403)  # a comparison of versions cannot hide sealed passages (issue 9)
     catalog = archive().catalog
     versions = catalog.transcripts_for_recording(rec.id)
     if not versions:
@@ -180,6 +182,8 @@ def _edit_page(session, rec, base, first: int, *, status: int = 200, error: str 
 @require("correct")
 def edit(session_id: str, recording_id: str):
     session, rec = _recording(session_id, recording_id)
+    if seals.hidden_from(archive(), rec.id, current_user):
+        abort(403)  # the editor shows every word: not for users who may not read sealed passages (issue 9)
     catalog = archive().catalog
     current = catalog.current_transcript(rec.id)
     if current is None:
@@ -294,6 +298,8 @@ def check_page(code: str):
         record("citation.check", target=code, ok=False, problems=["unknown"])
         return render_template("cite_check.html", result=None, code=code, state="unknown"), 404
     rec = result.recording
+    if rec and seals.hidden_from(archive(), rec.id, current_user, result.citation["start"], result.citation["end"]):
+        abort(403)  # sealed after it was cited (issue 9)
     block = citations.load(archive(), result).block() if result.ok else None
     latest_change = next((n for n in reversed(result.newer) if n["changed"]), None)
     return render_template("cite_check.html", result=result, code=result.code,
@@ -314,6 +320,9 @@ def citation_docx(code: str):
         # A document must not carry a quote the archive no longer vouches for.
         return render_template("cite_check.html", result=result, code=result.code, state="tampered",
                                problems=[PROBLEMS_VI[p] for p in result.problems], playable=False), 409
+    if result.recording and seals.hidden_from(archive(), result.recording.id, current_user,
+                                              result.citation["start"], result.citation["end"]):
+        abort(403)  # sealed after it was cited (issue 9)
     citation = citations.load(archive(), result)
     record("download", citation.session.id, citation.recording.id, format="docx", citation=citation.code,
            version=citation.version)

@@ -158,8 +158,49 @@ def test_the_command_line_flow(filled, people):
     result = tcd(archive, "retention", "approve", str(deletion), "--user", "lan")
     assert result.exit_code == 1 and "a second, different user must approve it" in result.output
     assert "proposed by lan" in tcd(archive, "retention", "proposals").output
+    from search import open_index
+    index = open_index(archive)
+    assert index.search("đất đai").total >= 1
     result = tcd(archive, "retention", "approve", str(deletion), "--user", "minh")
     assert result.exit_code == 0 and f"Deleted {sid}" in result.output
+    assert index.search("đất đai").total == 0 and index.search(sid).total == 0   # gone from the index too
     result = tcd(archive, "verify")
     assert result.exit_code == 0, result.output
     assert tcd(archive, "show", sid).exit_code == 1
+
+
+def test_the_next_disk_backup_drops_a_deleted_session(filled, people, other_session, tmp_path):
+    import shutil
+
+    import bagit
+
+    from archive.backup import backup_disk
+    from archive.restore import restore
+    archive, sid = filled["archive"], filled["session"]
+    bag = tmp_path / "bag"
+    assert backup_disk(archive, bag).complete
+    old_copy = tmp_path / "old-bag"
+    shutil.copytree(bag, old_copy)
+    assert (bag / "data" / sid).is_dir()
+    retention.set_retention(archive, sid, "5", people["lan"])
+    proposal = retention.propose(archive, sid, people["lan"], today=LATER)
+    retention.approve(archive, proposal["id"], people["minh"], today=LATER)
+
+    report = backup_disk(archive, bag)
+    assert report.complete, report.problems
+    assert not (bag / "data" / sid).exists()
+    for alg in ("sha256", "sha512"):
+        assert f"data/{sid}/" not in (bag / f"manifest-{alg}.txt").read_text(encoding="utf-8")
+    bagit.Bag(str(bag)).validate()
+    log = json.loads((bag / retention.REMOVALS_FILE).read_text(encoding="utf-8"))
+    assert [(e["session_id"], e["proposed_by"], e["approved_by"]) for e in log] == [(sid, "lan", "minh")]
+    assert any(f.endswith("session.json") for f in log[0]["files"])
+    assert sid not in (bag / "viewer" / "data.js").read_text(encoding="utf-8")
+    assert other_session[0] in (bag / "viewer" / "data.js").read_text(encoding="utf-8")
+    # running it again changes nothing and logs the removal once
+    assert backup_disk(archive, bag).complete
+    assert len(json.loads((bag / retention.REMOVALS_FILE).read_text(encoding="utf-8"))) == 1
+    # an older backup does not bring the deleted session back
+    restored = restore(archive, old_copy)
+    assert sid not in restored.sessions_added and archive.catalog.find_session(sid) is None
+    assert fixity.verify(archive).ok

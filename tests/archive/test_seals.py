@@ -117,7 +117,8 @@ def test_redaction_for_every_role(filled, people, role, cleared):
         assert not any(w in joined for w in SEALED_WORDS) and "một trăm" not in joined
         assert shown[0] == segments[0]          # touches a seal's end only: untouched
         assert shown[1]["text"] == f"Tôi khiếu nại việc {seals.MARKER} đất đai"
-        assert [w["w"] for w in shown[1]["words"]] == ["Tôi", "khiếu", "nại", "việc", "đất", "đai"]
+        assert [w["w"] for w in shown[1]["words"]] == ["Tôi", "khiếu", "nại", "việc", seals.MARKER, "đất", "đai"]
+        assert {k: shown[1]["words"][4][k] for k in ("start", "end", "sealed")} == {"start": 1.92, "end": 2.28, "sealed": True}
         assert shown[1]["sealed"] and shown[2] == {**text_only[0], "text": seals.MARKER, "sealed": True}
         assert segments[1]["text"] == "Tôi khiếu nại việc bồi thường đất đai"   # not changed in place
 
@@ -209,7 +210,12 @@ def tcd(archive, *args):
 
 
 def test_the_command_line(filled, people):
+    from search import open_index
     archive, video = filled["archive"], filled["video"]
+    archive.catalog.add_transcript(recording_id=video, segments=MACHINE, kind="human", author="Bình")
+    index = open_index(archive)
+    index.sync()
+    assert index.search("bồi thường").total == 1
     for args, message in ((("--start", "2", "--end", "1"), "must come before its end"),
                           (("--start", "1", "--end", "9"), "outside it")):
         result = tcd(archive, "seal", "add", video, *args, "--reason", "CCCD", "--user", "archivist-n")
@@ -219,6 +225,8 @@ def test_the_command_line(filled, people):
     result = tcd(archive, "seal", "add", video, "--start", "1", "--end", "2", "--reason", "Số CCCD",
                  "--user", "archivist-n")
     assert result.exit_code == 0 and "silenced copy" in result.output
+    assert index.search("bồi thường").total == 0   # the command brought the index up to date
+    assert any("<mark>đất</mark>" in h.snippet for h in index.search("đất đai").hits)
     result = tcd(archive, "seal", "add", video, "--start", "1.5", "--end", "2.5", "--reason", "x", "--user", "admin-n")
     assert result.exit_code == 1 and "overlaps seal 1 (1–2 s)" in result.output
     assert archive.catalog.sealed_copy(video)["spans"] == [[1.0, 2.0]]
@@ -227,3 +235,67 @@ def test_the_command_line(filled, people):
     assert result.exit_code == 0 and archive.catalog.sealed_copy(video) is None
     assert "Nothing" in tcd(archive, "seal", "list", video).output
     assert "removed" in tcd(archive, "seal", "list", video, "--all").output
+
+
+def test_what_the_search_index_may_hold(filled, people):
+    archive, video = filled["archive"], filled["video"]
+    seals.add_seal(archive, video, 1.92, 2.28, "Số tiền", people[("archivist", False)])
+    seals.add_seal(archive, video, 0.1, 1.1, "Lời chào", people[("archivist", False)])
+    add_note(archive, video, 2.5, None, "công dân đề nghị đối thoại trực tiếp", people[("inspector", False)])
+    add_note(archive, video, 0.5, None, "số CCCD được đọc ở đây", people[("inspector", False)])
+    indexed = seals.searchable(archive, video, MACHINE)
+    assert [(s["start"], s["speaker"], s["text"]) for s in indexed] == [
+        (1.2, "Công dân", "Tôi khiếu nại việc đất đai"),
+        (2.5, seals.NOTE_SPEAKER, "công dân đề nghị đối thoại trực tiếp")]
+    assert indexed[1]["words"] == [] and indexed[1]["end"] == 2.5
+    assert all(not w.get("sealed") for s in indexed for w in s["words"])
+
+
+def test_backups_carry_seals_and_the_viewer_shows_no_sealed_text(filled, people, tmp_path):
+    import json as _json
+
+    from archive import open_archive
+    from archive.backup import backup_disk
+    from archive.restore import restore
+    archive, video, sid = filled["archive"], filled["video"], filled["session"]
+    catalog = archive.catalog
+    catalog.add_transcript(recording_id=video, segments=MACHINE, kind="human", author="Trần Thị Bình")
+    seals.add_seal(archive, video, 1.92, 2.28, "Số tiền bồi thường", people[("archivist", False)])
+    add_note(archive, video, 2.0, None, "số tài khoản 0123456789 được đọc", people[("inspector", False)])
+    add_note(archive, video, 0.5, None, "mở đầu", people[("inspector", False)])
+    copy = seals.make_sealed_copy(archive, video)
+    report = backup_disk(archive, tmp_path / "bag")
+    assert report.complete, report.problems
+    bag = tmp_path / "bag"
+    data_js = (bag / "viewer" / "data.js").read_text(encoding="utf-8")
+    assert "bồi thường" not in data_js and "0123456789" not in data_js
+    assert seals.MARKER in data_js and "mở đầu" in data_js
+    viewer = _json.loads(data_js.split("=", 1)[1].rstrip().rstrip(";"))
+    rec = next(r for s in viewer["sessions"] for r in s["recordings"] if r["id"] == video)
+    assert rec["media"].endswith(f"/sealed/{video}.mp4") and (bag / rec["media"]).is_file()
+    assert "access" not in rec["files"] and "original" not in rec["files"]
+    doc = _json.loads((bag / "data" / sid / "session.json").read_text(encoding="utf-8"))
+    assert [s["start"] for s in doc["seals"]] == [1.92] and len(doc["notes"]) == 2
+    assert (bag / rec["media"]).stat().st_size == catalog.get_object(copy["sha256"])["size"]
+
+    # a restore into an empty archive brings the seals back with the text
+    fresh = open_archive(tmp_path / "fresh", env={})
+    restored = restore(fresh, bag)
+    assert not restored.problems, restored.problems
+    assert [(s["start"], s["end"], s["reason"]) for s in fresh.catalog.list_seals(recording_id=video)] == [
+        (1.92, 2.28, "Số tiền bồi thường")]
+    assert sorted(n["text"] for n in fresh.catalog.list_notes(recording_id=video)) == [
+        "mở đầu", "số tài khoản 0123456789 được đọc"]
+    again = restore(fresh, bag)
+    assert len(fresh.catalog.list_seals(recording_id=video)) == 1 and len(fresh.catalog.list_notes(recording_id=video)) == 2
+    assert not again.problems
+    fresh.catalog.close()
+
+
+def test_citations_leave_sealed_passages_out(filled, people):
+    from archive import citations
+    archive, video = filled["archive"], filled["video"]
+    seals.add_seal(archive, video, 1.5, 2.0, "Số tiền", people[("archivist", False)])
+    with pytest.raises(InvalidInput, match="touches a sealed span"):
+        citations.cite(archive, video, 1.2, 2.5, actor="admin-c")
+    assert citations.cite(archive, video, 0.3, 0.9, actor="handler-n").quote

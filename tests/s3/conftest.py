@@ -87,26 +87,36 @@ class SeaweedFS:
                 f"-filer.localSocket={self.root / 'filer.sock'}", f"-s3.localSocket={self.root / 's3.sock'}"]
 
     def start(self, timeout: float = 90.0) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True,
-                                         cwd=self.root)
-        self.wait_ready(timeout)
+        first_start = not (self.data / "vol_dir.uuid").exists()
+        for attempt in range(3):
+            with open(self.log, "ab") as log:
+                self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True,
+                                             cwd=self.root)
+            if self.wait_ready(timeout):
+                return
+            status = self.proc.returncode
+            self.stop()
+            # Another program took one of the free ports before weed bound it: pick others
+            # (only on a first start; a restart must keep its address).
+            if not first_start or attempt == 2:
+                pytest.fail(f"weed exited with status {status}:\n{self.log_tail()}")
+            self.ports = dict(zip(self.PORT_FLAGS, free_ports(len(self.PORT_FLAGS))))
 
-    def wait_ready(self, timeout: float) -> None:
-        """Until a small object can be written: S3 answering is not enough, volumes must exist."""
+    def wait_ready(self, timeout: float) -> bool:
+        """Until a small object can be written: S3 answering is not enough, volumes must exist.
+        False if weed exited."""
         client = Minio(self.endpoint, ACCESS_KEY, SECRET_KEY, secure=False,
                        http_client=urllib3.PoolManager(timeout=5.0, retries=False))
         deadline, last = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                self.stop()
-                pytest.fail(f"weed exited with status {self.proc.returncode}:\n{self.log_tail()}")
+                return False
             try:
                 if not client.bucket_exists("ready"):
                     client.make_bucket("ready")
                 client.put_object("ready", "probe", io.BytesIO(b"ok"), 2)
-                return
+                return True
             except Exception as exc:  # not up yet: refused, 500 while volumes grow…
                 last = exc
                 time.sleep(0.5)
@@ -128,6 +138,10 @@ class SeaweedFS:
             except subprocess.TimeoutExpired:
                 pass
         self.proc = None
+        # weed also listens on Unix sockets in /tmp named by its gRPC ports; a kill leaves them.
+        for flag, port in self.ports.items():
+            if flag.endswith(".grpc"):
+                Path(f"/tmp/seaweedfs-{flag.split('.')[0]}-grpc-{port}.sock").unlink(missing_ok=True)
 
     def restart(self) -> None:
         self.stop()

@@ -75,9 +75,22 @@ def test_storing_the_same_object_again_uploads_nothing(seaweed, bucket, tmp_path
 def test_a_file_that_is_not_what_was_announced_is_refused_and_not_kept(seaweed, bucket, tmp_path, blob):
     store = make_store(seaweed, bucket, tmp_path)
     wrong = hashlib.sha256(b"something else").hexdigest()
-    with pytest.raises(IntegrityError, match="changed while it was being stored"):
+    with pytest.raises(IntegrityError, match="reads back with a SHA-256 other than .*; it was removed"):
         store.put_file(blob, wrong)
     assert not store.exists(wrong)
+    assert list(store.keys()) == []
+
+
+def test_a_file_cut_short_during_the_upload_is_refused_and_not_kept(seaweed, bucket, tmp_path, blob):
+    store = make_store(seaweed, bucket, tmp_path)
+    sha = hashlib.sha256(blob.read_bytes()).hexdigest()
+
+    def truncate_after_first_part(n):
+        with open(blob, "r+b") as f:
+            f.truncate(6 * MiB)
+
+    with pytest.raises(IntegrityError, match="became shorter while it was being stored"):
+        store.put_file(blob, sha, truncate_after_first_part)
     assert list(store.keys()) == []
 
 

@@ -128,13 +128,13 @@ def test_content_security_policy_forbids_inline_script(client):
 
 
 def test_templates_have_no_inline_script_style_or_outside_resources():
-    for template in TEMPLATES.glob("*.html"):
+    for template in TEMPLATES.rglob("*.html"):
         text = template.read_text(encoding="utf-8")
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), template.name
         assert not re.search(r"\son[a-z]+=", text), template.name
         assert not re.search(r"\sstyle=", text), template.name
         assert "http://" not in text and "https://" not in text, template.name
-    for static in (TEMPLATES.parent / "static").iterdir():
+    for static in (p for p in (TEMPLATES.parent / "static").rglob("*") if p.is_file()):
         text = static.read_text(encoding="utf-8")
         assert "http://" not in text and "https://" not in text and "@import" not in text, static.name
         assert "innerHTML" not in text, static.name

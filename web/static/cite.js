@@ -75,6 +75,7 @@
     docx.href = data.docx_url;
     actions.appendChild(docx);
     panel.appendChild(actions);
+    panel.scrollIntoView({block: "nearest"});
   }
 
   function cite(section, tools, segments, button) {
@@ -113,6 +114,7 @@
     // A drag that selects text must not also seek the player (player.js listens for clicks).
     transcript.addEventListener("click", function (event) {
       var selection = window.getSelection();
+      if (event.target.closest(".cite-button")) { return; }
       if (selection && !selection.isCollapsed && transcript.contains(selection.anchorNode)) {
         event.stopImmediatePropagation();
       }
