@@ -44,7 +44,7 @@ import bagit
 from .catalog import now
 from .errors import IntegrityError, InvalidInput, NotFound, StorageError
 from .seals import viewer_entry as seal_viewer_entry
-from .store import CHUNK
+from .store import CHUNK, fsync_dir
 
 MARKER = "tcd-backup.json"
 BAG_FORMAT = "tcd-bag/1"
@@ -207,18 +207,11 @@ def copy_checked(src: BinaryIO, final: Path, tmp_dir: Path, expected_sha256: str
                                  f"(sha256 {back.hexdigest()}); the disk may be failing")
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return digests
     finally:
         tmp.unlink(missing_ok=True)
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def open_item(archive, item: Item) -> BinaryIO:
@@ -408,7 +401,7 @@ def _open_bag(dest: Path) -> None:
 def _remove(path: Path) -> None:
     if path.exists():
         path.unlink()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def _bag_sessions(dest: Path) -> list[dict]:
@@ -442,7 +435,7 @@ def _write_marker(dest: Path, report: BackupReport, sessions: list[dict], manife
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, dest / MARKER)
-    _fsync_dir(dest)
+    fsync_dir(dest)
 
 
 def read_marker(dest: Path) -> dict | None:

@@ -605,17 +605,21 @@ class Catalog:
     def add_transcript(self, *, recording_id: str, segments: list, kind: str, author: str,
                        engine: str = "", model: str = "", label: str = "", sha256: str | None = None,
                        seconds: float = 0, based_on: int | None = None) -> Transcript:
-        """Store a new version. With `based_on`, refuse if a newer version exists already
-        (two people correcting the same version: the second gets a Conflict, not a lost edit)."""
+        """Store a new version. With `based_on` (the version an editor started from), refuse if
+        the current version is no longer that one: two people correcting the same version get a
+        Conflict for the second, not a lost edit. A machine run saved meanwhile does not count,
+        since it does not become current over a person's version."""
         if kind not in ("machine", "human"):
             raise InvalidInput(f"Unknown transcript kind '{kind}'.")
         with self.transaction() as db:
             rec = self.get_recording(recording_id)
             latest = db.execute("SELECT MAX(version) FROM transcripts WHERE recording_id = ?",
                                 (recording_id,)).fetchone()[0] or 0
-            if based_on is not None and based_on != latest:
-                raise Conflict(f"Version {latest} of this transcript was saved after version {based_on} "
-                               "that you edited; reload it and apply your change again.")
+            current = self.current_transcript(recording_id)
+            if based_on is not None and based_on != (current.version if current else 0):
+                raise Conflict(f"Version {current.version if current else 0} of this transcript was "
+                               f"saved after version {based_on} that you edited; reload it and apply "
+                               "your change again.")
             db.execute(
                 "INSERT INTO transcripts (recording_id, version, kind, engine, model, author, label,"
                 " based_on, sha256, segments, seconds, created_at)"

@@ -299,6 +299,7 @@ def transcript_import(ctx, item_id, file, author, label, fmt):
     """Store a WebVTT, SRT, JSON or time-coded text transcript as a new version of a recording."""
     from .transcripts import import_transcript
     saved = import_transcript(ctx.archive, item_id, file, author or _operator(), label=label, fmt=fmt)
+    _reindex(ctx.archive)
     click.echo(f"Stored {file.name} as version {saved.version} of the transcript of recording "
                f"{saved.recording_id} ({len(saved.segments)} segments).")
 

@@ -128,7 +128,7 @@ class LocalStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(tmp, 0o444)
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
             return StoredObject(digest, size)
         except OSError as exc:
             raise disk_error(exc, "the object store") from exc
@@ -187,7 +187,8 @@ class LocalStore:
             raise StorageError(f"The object store {self.root} is not writable.")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -246,5 +246,10 @@ def transcribe(ctx, item_id, pending, workers):
                 continue
         click.echo(f"{rec.id}: transcript version {saved.version} ({len(saved.segments)} segments, "
                    f"{saved.seconds:.1f} s) of session {rec.session_id}.")
+        for job in catalog.jobs_for_recording(rec.id):
+            if job.message.startswith("The transcript waits for a speech model"):
+                catalog.update_job(job.id, message="")
+    from search import open_index
+    open_index(archive).sync()
     if failures:
         sys.exit(1)

@@ -89,9 +89,9 @@ def make_video(audio: Path, out: Path, title: str, vcodec: str = "libx264", acod
     """A slate video (title, running clock) over `audio`, as long as the audio."""
     duration = float(ffmpeg.probe(str(audio))["format"]["duration"])
     slate = ffmpeg.input(f"color=c=0x1f3a5f:s={size}:r=25:d={duration:.3f}", f="lavfi")
-    slate = slate.drawtext(text=title.replace(":", r"\:"), fontcolor="white", fontsize=24,
-                           x="(w-text_w)/2", y="h/3")
-    slate = slate.drawtext(text="%{pts\\:hms}", fontcolor="white", fontsize=32,
+    # ffmpeg-python escapes drawtext's text (so no %{pts} expansion): a running timecode instead.
+    slate = slate.drawtext(text=title, fontcolor="white", fontsize=24, x="(w-text_w)/2", y="h/3")
+    slate = slate.drawtext(timecode="00:00:00:00", rate=25, fontcolor="white", fontsize=32,
                            x="(w-text_w)/2", y="h/2")
     sound = ffmpeg.input(str(audio)).audio
     extra = {"pix_fmt": "yuv420p"}

@@ -49,6 +49,8 @@ from .snippets import meta_match, passage_match
 log = logging.getLogger(__name__)
 
 WRITE_TIMEOUT = 30.0
+# The documents' layout; an index written with another is rebuilt on open.
+FORMAT = "tcd-search-2"
 SORTS = ("relevance", "date")
 MAX_LIMIT = 100
 MAX_PAGE = 500
@@ -184,6 +186,8 @@ class SearchIndex:
         generation = self._generation()
         if generation and (self.root / generation).is_dir():
             try:
+                if (self.root / generation / "FORMAT").read_text().strip() != FORMAT:
+                    raise ValueError("it was written by another version")
                 indexed_revisions(self._open_ix(generation))
                 return
             except Exception as exc:  # any failure to read means: rebuild the cache
@@ -306,6 +310,7 @@ class SearchIndex:
             generation = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
             folder = self.root / generation
             folder.mkdir()
+            (folder / "FORMAT").write_text(FORMAT, encoding="utf-8")
             ix = whoosh_index.create_in(str(folder), schema())
             writer = ix.writer(limitmb=256)
             sessions = self.catalog.list_sessions()

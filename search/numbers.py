@@ -121,38 +121,87 @@ _VALUE.update({"mot": 1, "mốt": 1, "tu": 4, "lam": 5, "nham": 5, "bon": 4})
 _VALUE = {fold(k): v for k, v in _VALUE.items()}
 
 
-def parse_spoken(tokens: list[str]) -> int | None:
-    """The number that the folded tokens say ("hai nghin khong tram hai muoi lam" -> 2025), or None."""
+def parse_spoken(tokens: list[str], digit_by_digit: bool = True) -> int | None:
+    """The number that the tokens say ("hai nghìn không trăm hai mươi lăm" -> 2025), or None.
+
+    With `digit_by_digit`, digits alone are read one by one ("hai không hai năm" -> 2025)."""
     tokens = [fold(t) for t in tokens]
-    if not tokens:
+    if not tokens or any(t not in NUMBER_WORDS for t in tokens):
         return None
     if len(tokens) > 1 and all(t in _VALUE for t in tokens):
+        if not digit_by_digit:
+            return None
+        if len(tokens) == 2 and tokens[1] not in ("mot", "tu", "lam", "nham"):
+            return None  # "hai ba" is "two or three"; "hai lăm", "ba mốt" are quick tens
         # read digit by digit ("hai khong hai nam") or quick tens ("hai lam")
         return int("".join(str(_VALUE[t]) for t in tokens))
     total, group, current = 0, 0, None
-    scales = {"ty": 10 ** 9, "trieu": 10 ** 6, "nghin": 1000, "ngan": 1000}
     for i, t in enumerate(tokens):
+        previous = tokens[i - 1] if i else ""
         if t in _VALUE:
             if current is not None:
                 return None
             current = _VALUE[t]
         elif t == "tram":
-            group += (current or 0) * 100
+            if current is None:
+                return None
+            group += current * 100
             current = None
         elif t in ("le", "linh"):
-            continue
-        elif t == "muoi":
-            if i > 0 and tokens[i - 1] == "muoi":
+            if previous != "tram" and previous not in _SCALES:
+                return None
+        elif t == "muoi":  # mười (10) alone, mươi after a digit
+            if previous == "muoi":
                 return None
             group += 10 if current is None else current * 10
             current = None
-        elif t == "chuc" and current is not None:
+        elif t == "chuc":
+            if current is None:
+                return None
             group += current * 10
             current = None
-        elif t in scales:
+        else:  # a scale word
+            if current is None and group == 0:
+                return None
             group += current or 0
-            total += (group or 1) * scales[t]
+            total += group * _SCALES[t]
             group, current = 0, None
-        else:
-            return None
     return total + group + (current or 0)
+
+
+_SCALES = {"ty": 10 ** 9, "trieu": 10 ** 6, "nghin": 1000, "ngan": 1000}
+NUMBER_WORDS = frozenset(_VALUE) | {"tram", "le", "linh", "muoi", "chuc"} | frozenset(_SCALES)
+MAX_RUN = 12
+
+
+def spoken_numbers(folded: list[str]) -> list[tuple[int, str]]:
+    """(position, digits) of each number said in two or more words in folded tokens, leftmost
+    and longest first: "thang ba nam hai nghin khong tram hai muoi lam" gives (3, "2025"). A
+    number before a scale word is given alone too ("mot tram hai muoi ba trieu": 123000000 and
+    123). Digits are read one by one only in a run of nothing but digits (not "ba nam hai" in
+    "tháng ba năm hai nghìn")."""
+    out = []
+    i, n = 0, len(folded)
+    while i < n:
+        if folded[i] not in NUMBER_WORDS:
+            i += 1
+            continue
+        end = i
+        while end < n and end - i < MAX_RUN and folded[end] in NUMBER_WORDS:
+            end += 1
+        run = folded[i:end]
+        digits_only = all(t in _VALUE for t in run)
+        for j in range(end, i + 1, -1):
+            value = parse_spoken(folded[i:j], digit_by_digit=digits_only)
+            if value is not None:
+                out.append((i, str(value)))
+                scale = next((k for k in range(i, j) if folded[k] in _SCALES), None)
+                if scale is not None and scale - i >= 2:
+                    head = parse_spoken(folded[i:scale], digit_by_digit=False)
+                    if head is not None:
+                        out.append((i, str(head)))
+                i = j
+                break
+        else:
+            i += 1
+    return out

@@ -18,6 +18,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from .analysis import exact, fold, nfc, words
+from .numbers import spoken_numbers
 
 DEFAULT_WINDOW = 120.0
 TAIL = 12  # tokens of the next passage a phrase may run into
@@ -91,7 +92,9 @@ def index_fields(surfaces: list[str], tail: list[str] = ()) -> dict:
     """The four token fields of a document: folded and exact syllables, folded and exact pairs.
 
     Pairs (bigrams) make phrases cheap: a two-syllable phrase is one posting list, a longer one
-    is its pairs at consecutive positions. Pairs that start in `surfaces` may end in `tail`."""
+    is its pairs at consecutive positions. Pairs that start in `surfaces` may end in `tail`.
+    Numbers said in words also go into the syllables as digits ("hai nghìn không trăm hai mươi
+    lăm" adds "2025"), so a query "2025" is one posting list, not a dozen phrases."""
     folded = [fold(w) for w in surfaces]
     exacts = [exact(w) for w in surfaces]
     tail_f = [fold(w) for w in tail[: TAIL]]
@@ -99,7 +102,7 @@ def index_fields(surfaces: list[str], tail: list[str] = ()) -> dict:
     all_f, all_x = folded + tail_f, exacts + tail_x
     n = len(folded)
     return {
-        "words": " ".join(folded),
+        "words": " ".join(folded + [digits for _, digits in spoken_numbers(folded)]),
         "exact": " ".join(exacts),
         "pairs": " ".join(f"{all_f[i]}+{all_f[i + 1]}" for i in range(min(n, len(all_f) - 1))),
         "xpairs": " ".join(f"{all_x[i]}+{all_x[i + 1]}" for i in range(min(n, len(all_x) - 1))),

@@ -9,6 +9,8 @@ pyproject; with another matcher class the public one-posting-at-a-time path is u
 """
 from __future__ import annotations
 
+from itertools import accumulate
+
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import TermNotFound
@@ -27,15 +29,18 @@ def _leaf_matcher(reader, field: str, term: str):
 
 
 def _blocks(matcher, with_values: bool):
-    """Yield (ids, weights, values) per block of a W3 matcher."""
+    """Yield (ids, weights, values) per block of a W3 matcher. Ids are stored as deltas; they
+    are summed with itertools.accumulate (C) instead of the codec's Python generator."""
     while matcher.is_active():
-        matcher._read_ids()
+        matcher._read_data()
+        raw = matcher._data[0]
+        ids = raw if matcher._byteids else list(accumulate(raw))
         matcher._read_weights()
         values = None
         if with_values:
             matcher._read_values()
             values = matcher._values
-        yield matcher._ids, matcher._weights, values
+        yield ids, matcher._weights, values
         matcher._next_block()
 
 
@@ -88,3 +93,36 @@ def term_positions(leaves, field: str, term: str, docs=None) -> dict[int, list[i
             if isinstance(value, bytes):
                 out[doc] = decode(value)
     return out
+
+
+def postings_in(leaves, field: str, term: str, docs: set[int], values: bool = False) -> dict:
+    """{global docnum: weight (or decoded positions with `values`)} for `term`, only for `docs`.
+
+    For a few candidates in a long list: the matcher skips whole blocks by their last id without
+    unpickling them, so the cost follows len(docs), not the list's length."""
+    out: dict = {}
+    wanted = sorted(docs)
+    for reader, offset in leaves:
+        local = [d - offset for d in wanted if offset <= d < offset + reader.doc_count_all()]
+        if not local:
+            continue
+        matcher, deleted = _leaf_matcher(reader, field, term)
+        if matcher is None:
+            continue
+        for doc in local:
+            if not matcher.is_active():
+                break
+            matcher.skip_to(doc)
+            if matcher.is_active() and matcher.id() == doc and not (deleted and doc in deleted):
+                if values:
+                    out[doc + offset] = matcher.format.decode_positions(matcher.value())
+                else:
+                    out[doc + offset] = matcher.weight()
+    return out
+
+
+def doc_frequency(reader, field: str, term: str) -> int:
+    try:
+        return reader.doc_frequency(field, term)
+    except TermNotFound:
+        return 0

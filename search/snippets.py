@@ -69,30 +69,36 @@ def _window(text: str, first: int) -> tuple[int, int]:
 
 
 def passage_match(body: dict, clauses: list[Clause]) -> dict:
-    """{start, end, speaker, snippet} of a stored passage (see passages.passage_body)."""
+    """{start, end, speaker, snippet} of a stored passage (see passages.passage_body).
+
+    Segments are folded one at a time (with the next one, for a phrase that runs on) until the
+    first match: a passage may be minutes of text and only its first match is shown."""
     segments = body["s"]
-    offsets, pieces, pos = [], [], 0
-    for seg in segments:
-        offsets.append(pos)
-        pieces.append(seg[3])
-        pos += len(seg[3]) + 1
-    text = "\n".join(pieces)
-    limit = len(text)
-    tail = body.get("tail") or []
-    folded = fold_text(text + ("\n" + " ".join(tail) if tail else ""))
     pattern = clause_pattern(clauses)
-    spans = [m.span() for m in pattern.finditer(folded) if m.start() < limit] if pattern else []
-    spans = [(a, min(b, limit)) for a, b in spans]
-    if not spans:
-        seg = segments[0]
-        lo, hi = _window(text, 0)
-        return {"start": seg[0], "end": seg[1], "speaker": seg[2], "snippet": _render(text, lo, hi, [])}
-    first = spans[0][0]
-    k = max(i for i, off in enumerate(offsets) if off <= first)
+    tail = " ".join(body.get("tail") or [])
+    texts = [seg[3] for seg in segments]
+    for k, text in enumerate(texts if pattern else ()):
+        following = texts[k + 1] if k + 1 < len(texts) else tail
+        match = pattern.search(fold_text(text + "\n" + following[:200]))
+        if match and match.start() < len(text):
+            return _segment_match(segments, k, match.start(), pattern, tail)
+    seg = segments[0]
+    lo, hi = _window(texts[0], 0)
+    return {"start": seg[0], "end": seg[1], "speaker": seg[2], "snippet": _render(texts[0], lo, hi, [])}
+
+
+def _segment_match(segments: list, k: int, first: int, pattern: re.Pattern, tail: str) -> dict:
+    """The hit of a passage whose first match starts `first` characters into segment k."""
     seg = segments[k]
-    index_in_segment = len(words(seg[3][: first - offsets[k]]))
-    start = token_time(seg[4], index_in_segment, seg[0])
-    lo, hi = _window(text, first)
+    start = token_time(seg[4], len(words(seg[3][:first])), seg[0])
+    # The snippet: this segment with its neighbours, marks wherever a clause matches in it.
+    before = segments[k - 1][3] + "\n" if k > 0 else ""
+    after = "\n" + segments[k + 1][3] if k + 1 < len(segments) else ""
+    text = before + seg[3] + after
+    limit = len(text)
+    folded = fold_text(text + ("\n" + tail if not after and tail else ""))
+    spans = [(a, min(b, limit)) for a, b in (m.span() for m in pattern.finditer(folded)) if a < limit]
+    lo, hi = _window(text, len(before) + first)
     return {"start": start, "end": seg[1], "speaker": seg[2], "snippet": _render(text, lo, hi, spans)}
 
 

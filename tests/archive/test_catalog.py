@@ -33,8 +33,13 @@ def test_transcript_versions_and_conflict(archive):
     v3 = cat.add_transcript(recording_id=rec.id, segments=[], kind="machine", author="vosk")
     assert (v1.version, v2.version, v3.version) == (1, 2, 3)
     assert cat.current_transcript(rec.id).version == 2  # a person's version stays current
-    with pytest.raises(Conflict):
-        cat.add_transcript(recording_id=rec.id, segments=[], kind="human", author="binh", based_on=2)
+    with pytest.raises(Conflict):  # edited from v1, but v2 is current now
+        cat.add_transcript(recording_id=rec.id, segments=[], kind="human", author="binh", based_on=1)
+    # A machine run saved meanwhile (v3) does not make an edit of the current v2 conflict.
+    v4 = cat.add_transcript(recording_id=rec.id, segments=[], kind="human", author="binh", based_on=2)
+    assert v4.version == 4 and cat.current_transcript(rec.id).version == 4
+    with pytest.raises(Conflict):  # a second person who also started from v2
+        cat.add_transcript(recording_id=rec.id, segments=[], kind="human", author="chi", based_on=2)
 
 
 def test_audit_entries_are_chained(archive):

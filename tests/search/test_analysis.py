@@ -58,3 +58,13 @@ def test_spoken_forms_are_bounded_and_reject_non_numbers():
     assert len(spoken_forms("999999999")) <= 64
     assert spoken_forms("") == []
     assert parse_spoken(["đất", "đai"]) is None
+
+
+@pytest.mark.parametrize("said,found", [
+    ("ngày mười lăm tháng ba năm hai nghìn không trăm hai mươi lăm", ["15", "2025"]),
+    ("một trăm hai mươi ba triệu đồng", ["123000000", "123"]),
+    ("năm hai nghìn không trăm lẻ năm", ["2005"]), ("hai không hai năm", ["2025"]),
+    ("có hai ba người", []), ("trăm hai", [])])
+def test_numbers_said_in_words_are_found_in_text(said, found):
+    from search.numbers import spoken_numbers
+    assert [digits for _, digits in spoken_numbers(folded_tokens(said))] == found

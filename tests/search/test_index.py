@@ -165,3 +165,26 @@ def test_check_raises_when_the_index_is_gone(archive, indexed):
     fresh = open_index.__globals__["SearchIndex"](archive, ensure=False)
     with pytest.raises(ArchiveError, match="tcd reindex"):
         fresh.check()
+
+
+def test_rare_phrase_among_long_posting_lists(archive, make_session):
+    """The phrase reader skips to the rarest pair's passages in the long lists (postings_in)."""
+    segments = [seg(i * 10.0, "có hai mươi hộ dân") for i in range(40)]
+    segments.insert(25, seg(251.0, "có hai mươi lăm hộ dân"))
+    make_session("Nhiều đoạn", "2025-01-01", segments)
+    make_session("Đã xoá", "2025-01-02", [seg(0.0, "hai mươi lăm hộ")])
+    index = open_index(archive, window=5)
+    index.rebuild()
+    gone = archive.catalog.list_sessions()[0]
+    index.remove_session(gone.id)   # leaves deleted documents in the segment
+    hits = index.search("25").hits
+    assert [(h.start, h.snippet.count("<mark>")) for h in hits] == [(251.5, 1)]
+    assert index.search('"hai mươi hộ"').total == 40
+
+
+def test_index_of_another_format_is_rebuilt(archive, indexed):
+    old = generation_dir(archive)
+    (old / "FORMAT").write_text("tcd-search-0")
+    reopened = open_index(archive)
+    assert generation_dir(archive) != old
+    assert reopened.search("bồi thường").total == 1
