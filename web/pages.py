@@ -52,24 +52,34 @@ def _search_page():
                            **context)
 
 
-def session_view(session_id: str) -> dict:
-    """A session with its recordings and each one's current transcript (404 if unknown)."""
+def session_view(session_id: str, chosen: dict[str, int] | None = None) -> dict:
+    """A session with its recordings and each one's transcript (404 if unknown): the current
+    version, or the one `chosen` names for a recording (a human and a machine version side by
+    side). `versions` lists every version of each recording without its segments."""
     catalog = archive().catalog
     session = catalog.find_session(session_id)
     if session is None:
         abort(404)
     recordings = []
     for rec in catalog.recordings_for_session(session.id):
+        versions = catalog.transcripts_for_recording(rec.id)
+        current = catalog.current_transcript(rec.id)
+        wanted = (chosen or {}).get(rec.id)
+        shown = next((t for t in versions if t.version == wanted), current)
         # sealed spans read as a marker for users without clearance, in every view built on this
-        transcript = seals.redact_version(archive(), catalog.current_transcript(rec.id), current_user)
-        recordings.append({"recording": rec, "transcript": transcript})
+        transcript = seals.redact_version(archive(), shown, current_user)
+        recordings.append({"recording": rec, "transcript": transcript, "versions": versions,
+                           "current_version": current.version if current else None})
     return {"session": session, "recordings": recordings}
 
 
 @bp.route("/sessions/<session_id>")
 @require("view")
 def session_page(session_id: str):
-    view = session_view(session_id)
+    chosen = {}
+    if request.args.get("rec") and request.args.get("version", "").isdigit():
+        chosen[request.args["rec"]] = int(request.args["version"])
+    view = session_view(session_id, chosen)
     try:
         start_at = max(0.0, float(request.args.get("t", 0)))
     except ValueError:
@@ -82,7 +92,7 @@ def session_page(session_id: str):
 @require("download")
 def transcript_file(session_id: str, fmt: str):
     if fmt not in transcripts.FORMATS:
-        abort(404)  # docx arrives with the citation work; until then there is no such file
+        abort(404)  # DOCX is served by web.transcripts, which is registered first
     view = session_view(session_id)
     wanted = request.args.get("recording")
     candidates = [r for r in view["recordings"] if r["transcript"]
