@@ -243,13 +243,17 @@ def folder_size(path: Path) -> int:
 
 # -- the two engines ---------------------------------------------------------------------------------
 
-def bench_index(catalog: SyntheticCatalog, window: float, queries: dict, root: Path) -> dict:
+def bench_index(catalog: SyntheticCatalog, window: float, queries: dict, root: Path, reuse: bool = False) -> dict:
     folder = root / f"index-{window}"
-    shutil.rmtree(folder, ignore_errors=True)
+    build = build_cpu = float("nan")
+    fresh = not (reuse and (folder / "CURRENT").exists())
+    if fresh:
+        shutil.rmtree(folder, ignore_errors=True)
     index = SearchIndex(BenchArchive(Settings(folder), catalog), window=window, ensure=False)
-    began, began_cpu = time.perf_counter(), time.process_time()
-    index.rebuild()
-    build, build_cpu = time.perf_counter() - began, time.process_time() - began_cpu
+    if fresh:
+        began, began_cpu = time.perf_counter(), time.process_time()
+        index.rebuild()
+        build, build_cpu = time.perf_counter() - began, time.process_time() - began_cpu
     index.search("và")  # open the reader once, as a server does
     out = {"build_s": build, "build_cpu_s": build_cpu, "size_mb": folder_size(folder) / 1e6,
            "docs": index.snapshot().reader.doc_count(), "kinds": {}}
@@ -324,6 +328,7 @@ def main(argv=None) -> None:
     parser.add_argument("--queries", type=int, default=60, help="queries per kind")
     parser.add_argument("--fts", action="store_true", help="also measure SQLite FTS5")
     parser.add_argument("--keep", help="build in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true", help="with --keep: query the indexes built there before")
     args = parser.parse_args(argv)
     root = Path(args.keep or tempfile.mkdtemp(prefix="tcd-bench-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -336,7 +341,7 @@ def main(argv=None) -> None:
     for window in [float(w) for w in args.windows.split(",")]:
         label = {0.0: "index, one document per recording", 0.001: "index, one document per segment"}.get(
             window, f"index, {window:g} s passages")
-        results[label] = bench_index(catalog, window, queries, root)
+        results[label] = bench_index(catalog, window, queries, root, reuse=args.reuse)
         report(label, results[label])
     if args.fts:
         fts = bench_fts(catalog, queries, root)

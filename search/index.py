@@ -44,7 +44,7 @@ from .analysis import fold, nfc, words
 from .passages import DEFAULT_WINDOW, index_fields, pack, passage_body, passages, passage_tokens, unpack
 from .postings import term_weights
 from .results import Hit, SearchResult
-from .snippets import meta_match, passage_match
+from .snippets import meta_match, passage_match, side_by_side
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,7 @@ class SearchIndex:
     def writing(self, timeout: float | None = None):
         """Hold the write lock, waiting up to `timeout` seconds, else raise IndexBusy."""
         timeout = self.write_timeout if timeout is None else timeout
+        self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / "write.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + timeout
@@ -391,10 +392,12 @@ class SearchIndex:
         total, ranked = run.run(sort, page * limit)
         result.total = total
         metas: dict[str, dict] = {}
-        result.hits = [self._hit(snap, plan, doc, score, metas) for doc, score in ranked[(page - 1) * limit:]]
+        together = side_by_side(plan.clauses, plan.adjacent)
+        result.hits = [self._hit(snap, plan, doc, score, metas, together)
+                       for doc, score in ranked[(page - 1) * limit:]]
         result.messages += run.messages
 
-    def _hit(self, snap: Snapshot, plan, doc: int, score: float, metas: dict) -> Hit:
+    def _hit(self, snap: Snapshot, plan, doc: int, score: float, metas: dict, together: list) -> Hit:
         session_id = snap.session_of[doc]
         meta = metas.get(session_id)
         if meta is None:
@@ -405,7 +408,7 @@ class SearchIndex:
             return Hit(session_id, meta["title"], meta["held_on"], "", 0.0, 0.0, "",
                        meta_match(meta["fields"], plan.clauses), round(score, 4))
         body = snap.body(doc)
-        found = passage_match(body, plan.clauses)
+        found = passage_match(body, plan.clauses, together)
         return Hit(session_id, meta["title"], meta["held_on"], body["r"], found["start"], found["end"],
                    found["speaker"], found["snippet"], round(score, 4))
 

@@ -178,10 +178,14 @@ class Query:
         """{docnum: 0..1}: how well the marked forms in a document fit what the user typed."""
         n = len(clause.exact)
         if n == 1:
+            # Limited scoring: one exact list per word (the typed form, or the archive's most
+            # frequent reading of an unmarked word), none when every use has that same form.
+            readings = self.readings(clause.folded[0])
             if clause.marked[0]:
-                readings = [(clause.exact[0], 1.0)]
+                share = dict(readings).get(clause.exact[0], 0.0)
+                readings = [(clause.exact[0], 1.0)] if share < 0.999 else []
             else:
-                readings = self.readings(clause.folded[0])
+                readings = [r for r in readings[:1] if r[1] < 0.999]
             field = "exact"
         elif any(clause.marked):
             if n == 2:

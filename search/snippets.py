@@ -68,20 +68,29 @@ def _window(text: str, first: int) -> tuple[int, int]:
     return lo, hi
 
 
-def passage_match(body: dict, clauses: list[Clause]) -> dict:
+def side_by_side(clauses: list[Clause], adjacent: list[tuple[int, int]]) -> list[Clause]:
+    """Words typed side by side (`dat dai`) as phrases, so a hit starts where they were said
+    together rather than at the first place one of them was said."""
+    return [Clause("phrase", "", (clauses[i].folded + clauses[j].folded,), (), ())
+            for i, j in adjacent if clauses[i].kind == clauses[j].kind == "word"]
+
+
+def passage_match(body: dict, clauses: list[Clause], together: list[Clause] = ()) -> dict:
     """{start, end, speaker, snippet} of a stored passage (see passages.passage_body).
 
     Segments are folded one at a time (with the next one, for a phrase that runs on) until the
-    first match: a passage may be minutes of text and only its first match is shown."""
+    first match: a passage may be minutes of text and only its first match is shown. Where
+    `together` (see side_by_side) matches somewhere, its first match is the hit."""
     segments = body["s"]
     pattern = clause_pattern(clauses)
     tail = " ".join(body.get("tail") or [])
     texts = [seg[3] for seg in segments]
-    for k, text in enumerate(texts if pattern else ()):
-        following = texts[k + 1] if k + 1 < len(texts) else tail
-        match = pattern.search(fold_text(text + "\n" + following[:200]))
-        if match and match.start() < len(text):
-            return _segment_match(segments, k, match.start(), pattern, tail)
+    for first in filter(None, (clause_pattern(list(together)) if together else None, pattern)):
+        for k, text in enumerate(texts):
+            following = texts[k + 1] if k + 1 < len(texts) else tail
+            match = first.search(fold_text(text + "\n" + following[:200]))
+            if match and match.start() < len(text):
+                return _segment_match(segments, k, match.start(), pattern, tail)
     seg = segments[0]
     lo, hi = _window(texts[0], 0)
     return {"start": seg[0], "end": seg[1], "speaker": seg[2], "snippet": _render(texts[0], lo, hi, [])}

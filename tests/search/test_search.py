@@ -126,6 +126,19 @@ def test_phrase_hit_starts_at_its_first_word(corpus):
     assert "<mark>thu hồi đất</mark>" in hit.snippet and hit.speaker == "Công dân"
 
 
+def test_words_typed_side_by_side_start_where_said_together(archive, corpus, make_session):
+    index, _ = corpus
+    s, _ = make_session("Đại biểu", "2026-01-05", [
+        seg(0.0, "Đại biểu hỏi về đất ở"),
+        seg(10.0, "rồi nói tranh chấp đất đai kéo dài")])
+    index.sync()
+    hit = next(h for h in passages(index.search("dat dai")) if h.session_id == s.id)
+    assert hit.start == 12.0  # "đất đai" said together, not the lone "Đại" at 0.0
+    assert "<mark>đất</mark> <mark>đai</mark>" in hit.snippet
+    alone = next(h for h in passages(index.search("bieu dat")) if h.session_id == s.id)
+    assert alone.start == 0.5  # never said together: the first word that matched
+
+
 def test_date_filter_excludes_other_years(corpus):
     index, ids = corpus
     everywhere = {h.session_id for h in index.search("hai").hits}
