@@ -119,6 +119,24 @@
       links.appendChild(document.createTextNode(" "));
     });
     renderTranscript(rec);
+    renderNotes(rec);
+  }
+
+  /* Notes handlers left on moments or spans; a click plays from the note's moment. */
+  function renderNotes(rec) {
+    var list = $("notes");
+    list.textContent = "";
+    var notes = (rec.notes || []).slice().sort(function (a, b) { return a.start - b.start; });
+    $("notes-area").hidden = !notes.length;
+    notes.forEach(function (n) {
+      var li = el("li", null, "note");
+      var time = el("span", clock(n.start) + (n.end != null && n.end > n.start ? "–" + clock(n.end) : ""), "time");
+      time.addEventListener("click", function () { seekTo(n.start); });
+      li.appendChild(time);
+      li.appendChild(el("span", " " + n.text + " "));
+      li.appendChild(el("span", "(" + n.author + ", " + String(n.created_at || "").slice(0, 10) + ")", "muted"));
+      list.appendChild(li);
+    });
   }
 
   function renderTranscript(rec) {

@@ -219,7 +219,10 @@ def _chrome():
 def test_viewer_from_file_lists_sessions_plays_and_searches(filled, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+    from archive.notes import add_note
     bag_dir = tmp_path / "bag"
+    inspector = filled["archive"].catalog.add_user("thanh-tra", "inspector", "-", False)
+    add_note(filled["archive"], filled["video"], 1.2, 2.0, "Công dân nêu <b>mức bồi thường</b>", inspector)
     backup_disk(filled["archive"], bag_dir)
     driver = _chrome()
     try:
@@ -244,6 +247,9 @@ def test_viewer_from_file_lists_sessions_plays_and_searches(filled, tmp_path):
         time.sleep(0.6)
         t1 = driver.execute_script("return document.getElementById('player').currentTime")
         assert t1 > t0, "playback did not advance"
+        notes = driver.find_elements(By.CSS_SELECTOR, "#notes li")
+        assert len(notes) == 1 and "Công dân nêu <b>mức bồi thường</b>" in notes[0].text  # as text
+        assert "0:01–0:02" in notes[0].text and "thanh-tra" in notes[0].text
         ARTIFACTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "backup-viewer-session.png"))
 
