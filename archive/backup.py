@@ -25,6 +25,7 @@ starts and written only at its very end, so an interrupted bag never claims to b
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
@@ -286,7 +287,7 @@ def backup_disk(archive, dest, actor: str = "system", session_ids: Iterable[str]
     catalog = archive.catalog
     ids = list(session_ids) if session_ids else [s.id for s in catalog.list_sessions()]
     report = BackupReport(catalog.start_backup("disk", str(dest)), "disk", str(dest))
-    try:
+    with failures_recorded(catalog, report, dest):
         _open_bag(dest)
         _remove(dest / MARKER)
         tmp_dir = dest / TMP_DIR
@@ -344,14 +345,6 @@ def backup_disk(archive, dest, actor: str = "system", session_ids: Iterable[str]
         if not report.problems:
             _write_marker(dest, report, sessions_in_bag, manifests["sha256"])
             report.complete = True
-    except OSError as exc:
-        report.problems.append(_disk_sentence(exc, dest))
-        catalog.finish_backup(report.backup_id, "failed", report.to_dict())
-        raise StorageError(report.problems[-1]) from exc
-    except BaseException as exc:
-        report.problems.append(str(exc) or type(exc).__name__)
-        catalog.finish_backup(report.backup_id, "failed", report.to_dict())
-        raise
     report.seconds = round(time.monotonic() - started, 3)
     catalog.finish_backup(report.backup_id, "complete" if report.complete else "failed", report.to_dict())
     archive.audit(actor, "backup.disk", None, str(dest), backup=report.backup_id,
@@ -360,6 +353,22 @@ def backup_disk(archive, dest, actor: str = "system", session_ids: Iterable[str]
         for sid in report.sessions:
             archive.audit(actor, "backup.disk", sid, str(dest), backup=report.backup_id)
     return report
+
+
+@contextlib.contextmanager
+def failures_recorded(catalog, report: BackupReport, dest: Path):
+    """Whatever stops a backup is recorded as its failure in the catalog; a disk error (full,
+    gone, read-only) becomes one sentence that says what to do."""
+    try:
+        yield
+    except OSError as exc:
+        report.problems.append(_disk_sentence(exc, dest))
+        catalog.finish_backup(report.backup_id, "failed", report.to_dict())
+        raise StorageError(report.problems[-1]) from exc
+    except BaseException as exc:
+        report.problems.append(str(exc) or type(exc).__name__)
+        catalog.finish_backup(report.backup_id, "failed", report.to_dict())
+        raise
 
 
 def _disk_sentence(exc: OSError, dest: Path) -> str:

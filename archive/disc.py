@@ -37,8 +37,7 @@ from typing import BinaryIO, Callable, Iterable
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
-from .backup import (BackupReport, Item, _disk_sentence, _json_bytes, session_document,
-                     viewer_files)
+from .backup import BackupReport, Item, _json_bytes, failures_recorded, session_document, viewer_files
 from .catalog import now
 from .errors import IntegrityError, InvalidInput, StorageError
 from .store import CHUNK
@@ -299,7 +298,7 @@ def backup_disc(archive, dest, media: str | int = "cd", label: str = "", actor: 
         raise InvalidInput("There are no sessions to back up yet.")
     label = unicodedata.normalize("NFC", label or f"TCD {now()[:10]}")
     report = BackupReport(catalog.start_backup("disc", str(dest), label), "disc", str(dest))
-    try:
+    with failures_recorded(catalog, report, dest):
         discs = plan_discs(docs, usable_capacity(size, docs))
         split = [p for d in discs for p in d.pieces if p.part]
         whole = sum(p.size for d in discs for p in d.pieces)
@@ -326,14 +325,6 @@ def backup_disc(archive, dest, media: str | int = "cd", label: str = "", actor: 
             report.written_bytes += sum(p.size for p in disc.pieces)
         report.complete = not report.problems
         report.sessions = [doc["session"]["id"] for doc, _ in docs]
-    except OSError as exc:
-        report.problems.append(_disk_sentence(exc, dest))
-        catalog.finish_backup(report.backup_id, "failed", report.to_dict())
-        raise StorageError(report.problems[-1]) from exc
-    except BaseException as exc:
-        report.problems.append(str(exc) or type(exc).__name__)
-        catalog.finish_backup(report.backup_id, "failed", report.to_dict())
-        raise
     report.seconds = round(time.monotonic() - started, 3)
     catalog.finish_backup(report.backup_id, "complete" if report.complete else "failed",
                           {**report.to_dict(), "media": media, "discs": len(discs), "set_id": set_id})

@@ -1,7 +1,9 @@
-"""Shared fixtures: a fresh archive in a temporary folder, and media generated at test time."""
+"""Shared fixtures: a fresh archive in a temporary folder, media generated at test time, and\nheadless Debian Chromium for the tests that need a real browser."""
 from __future__ import annotations
 
 import random
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,42 @@ def archive(home):
     arch = open_archive(home, env={})
     yield arch
     arch.catalog.close()
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"   # screenshots, kept by CI
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium (Debian's, driven by its chromedriver) with autoplay allowed and the
+    browser console logged, one per test module."""
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip("Debian chromium and chromium-driver are not installed (make test installs them as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                 "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1280,1000",
+                 "--lang=vi"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def wait_for(predicate, timeout: float = 15.0, step: float = 0.1):
+    """The first true value of `predicate()` within `timeout` seconds, else an AssertionError."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("timed out waiting in the browser")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import tempfile
 import time
 import unicodedata
 from pathlib import Path
@@ -21,7 +20,8 @@ from archive.errors import InvalidInput, StorageError
 from archive.restore import verify_backup
 from archive.transcripts import save_transcript
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+from ..conftest import ARTIFACTS
+
 
 
 def payload(bag: Path) -> dict[str, tuple[int, int]]:
@@ -203,20 +203,7 @@ def test_safe_names_keep_vietnamese_and_refuse_separators():
     assert long.endswith(".mp4") and len(long.encode()) <= 200
 
 
-def _chrome():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-                 "--window-size=1280,900", f"--user-data-dir={tempfile.mkdtemp(prefix='chrome-')}"):
-        opts.add_argument(flag)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-
-
-def test_viewer_from_file_lists_sessions_plays_and_searches(filled, tmp_path):
+def test_viewer_from_file_lists_sessions_plays_and_searches(filled, tmp_path, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     from archive.notes import add_note
@@ -224,45 +211,42 @@ def test_viewer_from_file_lists_sessions_plays_and_searches(filled, tmp_path):
     inspector = filled["archive"].catalog.add_user("thanh-tra", "inspector", "-", False)
     add_note(filled["archive"], filled["video"], 1.2, 2.0, "Công dân nêu <b>mức bồi thường</b>", inspector)
     backup_disk(filled["archive"], bag_dir)
-    driver = _chrome()
-    try:
-        driver.get((bag_dir / "index.html").as_uri())
-        rows = driver.find_elements(By.CSS_SELECTOR, "#session-list tr")
-        assert [r.get_attribute("data-session") for r in rows] == [filled["session"]]
-        assert "khiếu nại thu hồi đất" in rows[0].text
-        rows[0].click()
-        tab = driver.find_element(By.CSS_SELECTOR, f"#recording-tabs button[data-recording='{filled['video']}']")
-        tab.click()
-        WebDriverWait(driver, 10).until(lambda d: d.execute_script(
-            "return document.getElementById('player').readyState >= 1"))
-        assert driver.execute_script("return document.getElementById('player').src").endswith(
-            f"/access/{filled['video']}.mp4")
-        words = driver.find_elements(By.CSS_SELECTOR, "#transcript .word")
-        assert "bồi" in [w.text for w in words]
-        target = next(w for w in words if w.text == "bồi")
-        target.click()  # the corrected version has no word times for this segment: it seeks to 1.2 s
-        WebDriverWait(driver, 10).until(lambda d: d.execute_script(
-            "return document.getElementById('player').currentTime") > 1.3)
-        t0 = driver.execute_script("return document.getElementById('player').currentTime")
-        time.sleep(0.6)
-        t1 = driver.execute_script("return document.getElementById('player').currentTime")
-        assert t1 > t0, "playback did not advance"
-        notes = driver.find_elements(By.CSS_SELECTOR, "#notes li")
-        assert len(notes) == 1 and "Công dân nêu <b>mức bồi thường</b>" in notes[0].text  # as text
-        assert "0:01–0:02" in notes[0].text and "thanh-tra" in notes[0].text
-        ARTIFACTS.mkdir(exist_ok=True)
-        driver.save_screenshot(str(ARTIFACTS / "backup-viewer-session.png"))
+    driver = browser
+    driver.get((bag_dir / "index.html").as_uri())
+    rows = driver.find_elements(By.CSS_SELECTOR, "#session-list tr")
+    assert [r.get_attribute("data-session") for r in rows] == [filled["session"]]
+    assert "khiếu nại thu hồi đất" in rows[0].text
+    rows[0].click()
+    tab = driver.find_element(By.CSS_SELECTOR, f"#recording-tabs button[data-recording='{filled['video']}']")
+    tab.click()
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+        "return document.getElementById('player').readyState >= 1"))
+    assert driver.execute_script("return document.getElementById('player').src").endswith(
+        f"/access/{filled['video']}.mp4")
+    words = driver.find_elements(By.CSS_SELECTOR, "#transcript .word")
+    assert "bồi" in [w.text for w in words]
+    target = next(w for w in words if w.text == "bồi")
+    target.click()  # the corrected version has no word times for this segment: it seeks to 1.2 s
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+        "return document.getElementById('player').currentTime") > 1.3)
+    t0 = driver.execute_script("return document.getElementById('player').currentTime")
+    time.sleep(0.6)
+    t1 = driver.execute_script("return document.getElementById('player').currentTime")
+    assert t1 > t0, "playback did not advance"
+    notes = driver.find_elements(By.CSS_SELECTOR, "#notes li")
+    assert len(notes) == 1 and "Công dân nêu <b>mức bồi thường</b>" in notes[0].text  # as text
+    assert "0:01–0:02" in notes[0].text and "thanh-tra" in notes[0].text
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "backup-viewer-session.png"))
 
-        driver.find_element(By.ID, "back").click()
-        box = driver.find_element(By.ID, "q")
-        box.send_keys("boi thuong dat")
-        driver.find_element(By.CSS_SELECTOR, "#search-form button").click()
-        hits = driver.find_elements(By.CSS_SELECTOR, "#result-list li")
-        assert hits and "bồi thường đất" in hits[0].text
-        assert [m.text for m in hits[0].find_elements(By.TAG_NAME, "mark")][:2] == ["bồi", "thường"]
-        driver.save_screenshot(str(ARTIFACTS / "backup-viewer-search.png"))
-        hits[0].click()
-        WebDriverWait(driver, 10).until(lambda d: d.execute_script(
-            "return document.getElementById('player').currentTime") >= 1.2)
-    finally:
-        driver.quit()
+    driver.find_element(By.ID, "back").click()
+    box = driver.find_element(By.ID, "q")
+    box.send_keys("boi thuong dat")
+    driver.find_element(By.CSS_SELECTOR, "#search-form button").click()
+    hits = driver.find_elements(By.CSS_SELECTOR, "#result-list li")
+    assert hits and "bồi thường đất" in hits[0].text
+    assert [m.text for m in hits[0].find_elements(By.TAG_NAME, "mark")][:2] == ["bồi", "thường"]
+    driver.save_screenshot(str(ARTIFACTS / "backup-viewer-search.png"))
+    hits[0].click()
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+        "return document.getElementById('player').currentTime") >= 1.2)

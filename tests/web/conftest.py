@@ -4,10 +4,12 @@ a second session whose title and transcript carry markup, one user per role, a r
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import ffmpeg
 import pytest
+import waitress
 
 from archive import open_archive, users
 from archive.transcripts import save_transcript
@@ -75,6 +77,18 @@ def site(tmp_path_factory, sample) -> dict:
     data = build_site(tmp_path_factory.mktemp("site") / "tcd-data", sample)
     yield data
     data["archive"].catalog.close()
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """The module's application served by waitress with threads, as `tcd serve` does, on a free
+    port (for the browser tests)."""
+    httpd = waitress.create_server(create_app(site["archive"]), host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=httpd.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.effective_port}"
+    httpd.close()
+    thread.join(timeout=5)
 
 
 @pytest.fixture

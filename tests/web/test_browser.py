@@ -3,63 +3,8 @@ hit; the player starts at the hit's second and the transcript marks the segment 
 Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
-import shutil
-import threading
-import time
-from pathlib import Path
 
-import pytest
-import waitress
-
-from web import create_app
-
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-pytestmark = pytest.mark.skipif(not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
-                                reason="Debian chromium and chromium-driver are not installed")
-
-
-@pytest.fixture(scope="module")
-def server(site):
-    """The application served by waitress with threads, as `tcd serve` does, on a free port."""
-    app = create_app(site["archive"])
-    httpd = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=httpd.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.effective_port}"
-    httpd.close()
-    thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-                 "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1280,1000",
-                 "--lang=vi"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    ARTIFACTS.mkdir(exist_ok=True)
-    yield driver
-    driver.quit()
-
-
-def wait_for(predicate, timeout=15.0, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("timed out waiting in the browser")
+from ..conftest import ARTIFACTS, wait_for
 
 
 PLAYER_STATE = """

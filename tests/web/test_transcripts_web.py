@@ -7,25 +7,20 @@ import io
 import json
 import os
 import re
-import shutil
 import stat
-import threading
-import time
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
-import waitress
 from docx import Document
 
 from archive import open_archive, users
 from archive.transcripts import parse, save_transcript
 from web import create_app
 
+from ..conftest import ARTIFACTS, wait_for
+
 PASSWORD = "mật-khẩu-đủ-dài"
 ROLES = ("admin", "archivist", "inspector", "handler")
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def machine_segments(script_segments: list[dict]) -> list[dict]:
@@ -345,47 +340,6 @@ def test_a_tampered_archive_fails_the_check_page_and_the_docx_is_refused(app, si
 
 
 # -- in the browser ----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def server(site):
-    app = create_app(site["archive"])
-    httpd = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=httpd.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.effective_port}"
-    httpd.close()
-    thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.skip("Debian chromium and chromium-driver are not installed")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-cite')}",
-                 "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--window-size=1280,1000"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    ARTIFACTS.mkdir(exist_ok=True)
-    yield driver
-    driver.quit()
-
-
-def wait_for(predicate, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting in the browser")
 
 
 SELECT_SEGMENTS = """
