@@ -18,8 +18,11 @@ Scores (higher first):
 """
 from __future__ import annotations
 
+import heapq
 import math
-from itertools import islice, product
+from bisect import bisect_left, bisect_right
+from itertools import compress, islice, product, repeat
+from operator import add, mul
 
 from .analysis import exact
 from .postings import doc_frequency, postings_in, term_positions, term_weights
@@ -38,6 +41,36 @@ VOWELS = "aeiouy"
 
 def saturate(tf: float) -> float:
     return tf / (tf + 1.0)
+
+
+# Per-document arithmetic over dicts of tens of thousands of entries is done with map() and
+# dict/set operations, which loop in C, not with Python loops (bench/search.py).
+
+def saturated(found: dict[int, float]) -> dict[int, float]:
+    """{doc: saturate(tf)}: term frequencies take few distinct values, so through a table."""
+    table = {tf: saturate(tf) for tf in set(found.values())}
+    return dict(zip(found, map(table.__getitem__, found.values())))
+
+
+def add_into(target: dict[int, float], extra: dict[int, float], weight: float = 1.0,
+             only=None) -> None:
+    """target[doc] += weight * extra[doc] for the docs in both (and in `only`, if given)."""
+    docs = target.keys() & extra.keys()
+    if only is not None:
+        docs &= only
+    values = map(extra.__getitem__, docs)
+    if weight != 1.0:
+        values = map(mul, values, repeat(weight))
+    target.update(zip(docs, map(add, map(target.__getitem__, docs), values)))
+
+
+def best_share(readings, postings) -> dict[int, float]:
+    """{doc: the largest share among the readings whose postings hold doc}; `postings(form)`
+    gives a reading's documents. Higher shares are written last and win."""
+    out: dict[int, float] = {}
+    for form, share in sorted(readings, key=lambda r: r[1]):
+        out.update(dict.fromkeys(postings(form), share))
+    return out
 
 
 class Query:
@@ -154,9 +187,11 @@ class Query:
                 self.messages.append(f"Có quá nhiều từ bắt đầu bằng “{clause.text}”; chỉ tìm {MAX_PREFIX_TERMS} từ đầu.")
             for term in terms[:MAX_PREFIX_TERMS]:
                 term = term.decode() if isinstance(term, bytes) else term
-                for doc, tf in self.weights("words", term).items():
-                    found[doc] = found.get(doc, 0.0) + tf
-            return {doc: saturate(tf) for doc, tf in found.items()}
+                here = self.weights("words", term)
+                new = here.keys() - found.keys()
+                add_into(found, here)
+                found.update(zip(new, map(here.__getitem__, new)))
+            return saturated(found)
         alternatives = clause.alternatives
         if clause.kind == "word" and clause.folded[0].isdigit():
             # numbers said in words are indexed as digits too (passages.index_fields): only the
@@ -168,10 +203,8 @@ class Query:
             for doc, tf in self.phrase(alternative).items():
                 if tf > found.get(doc, 0.0):
                     found[doc] = tf
-        scores = {doc: tf / (tf + 1.0) for doc, tf in found.items()}  # saturated frequency
-        fits = self.fit(clause)
-        for doc in scores.keys() & fits.keys():
-            scores[doc] += fits[doc]
+        scores = saturated(found)
+        add_into(scores, self.fit(clause))
         return scores
 
     def fit(self, clause: Clause) -> dict[int, float]:
@@ -197,16 +230,11 @@ class Query:
                 return {doc: 1.0 for doc in first.keys() & last.keys()}
         else:
             readings, field = self.pair_readings(clause.folded[0], clause.folded[1]), "xpairs"
-        out: dict[int, float] = {}
-        for form, share in readings:  # the best fitting reading a document has
-            for doc in self.weights(field, form):
-                if share > out.get(doc, 0.0):
-                    out[doc] = share
-        return out
+        return best_share(readings, lambda form: self.weights(field, form))  # the best fitting reading
 
     def adjacency(self, i: int, j: int) -> dict[int, float]:
         a, b = self.plan.clauses[i].folded[0], self.plan.clauses[j].folded[0]
-        out = {doc: 0.5 for doc in self.weights("pairs", f"{a}+{b}")}
+        out = dict.fromkeys(self.weights("pairs", f"{a}+{b}"), 0.5)
         if not out:
             return out
         ci, cj = self.plan.clauses[i], self.plan.clauses[j]
@@ -214,13 +242,7 @@ class Query:
             readings = [(f"{ci.exact[0]}+{cj.exact[0]}", 1.0)]
         else:
             readings = self.pair_readings(a, b)
-        best: dict[int, float] = {}
-        for form, share in readings:
-            for doc in self.weights("xpairs", form):
-                if doc in out and share > best.get(doc, 0.0):
-                    best[doc] = share
-        for doc, share in best.items():
-            out[doc] += share
+        add_into(out, best_share(readings, lambda form: self.weights("xpairs", form).keys() & out.keys()))
         return out
 
     # -- the whole query --------------------------------------------------------------------------
@@ -250,7 +272,7 @@ class Query:
         n_docs = max(1, len(snap.session_of))
         clause_scores = [self.clause_scores(c) for c in self.plan.clauses]
         weights = [math.log(1 + n_docs / (1 + len(s))) for s in clause_scores]
-        by_meta = [{snap.session_of[d] for d in s if d in snap.meta_docs} for s in clause_scores]
+        by_meta = [{snap.session_of[d] for d in s.keys() & snap.meta_docs} for s in clause_scores]
 
         # Sessions' metadata documents that match every clause.
         meta = set(snap.meta_docs)
@@ -276,31 +298,25 @@ class Query:
 
         # Whole dicts at a time (C loops), not a Python loop per document and clause.
         scored: dict[int, float] = dict.fromkeys(docs, 0.0)
-        session_of = snap.session_of
         for scores, sessions, w in zip(clause_scores, by_meta, weights):
-            for doc in scored.keys() & scores.keys():
-                scored[doc] += w * scores[doc]
+            add_into(scored, scores, w)
             if sessions:
-                for doc in scored.keys() - scores.keys():
-                    if session_of[doc] in sessions:
-                        scored[doc] += w * META_ONLY
+                only_meta = (scored.keys() - scores.keys()) & snap.passages_of(sessions)
+                add_into(scored, dict.fromkeys(only_meta, META_ONLY), w)
         for i, j in self.plan.adjacent:
-            bonus = self.adjacency(i, j)
-            w = (weights[i] + weights[j]) / 2
-            for doc in scored.keys() & bonus.keys():
-                scored[doc] += w * bonus[doc]
-        for doc in meta & scored.keys():
-            scored[doc] *= META_BOOST
+            add_into(scored, self.adjacency(i, j), (weights[i] + weights[j]) / 2)
+        boosted = meta & scored.keys()
+        scored.update(zip(boosted, map(mul, map(scored.__getitem__, boosted), repeat(META_BOOST))))
         return len(docs), self._top(scored, sort, want)
 
     def _in_dates(self, docs: set[int]) -> set[int]:
         lo, hi = self.plan.filters.get("date_from"), self.plan.filters.get("date_to")
         if not lo and not hi:
             return docs
-        held = self.snap.held
-        lo_n = int(lo.strftime("%Y%m%d")) if lo else 0
-        hi_n = int(hi.strftime("%Y%m%d")) if hi else 99999999
-        return {d for d in docs if lo_n <= held[d] <= hi_n}
+        dates = self.snap.dates
+        first = bisect_left(dates, int(lo.strftime("%Y%m%d"))) if lo else 0
+        last = bisect_right(dates, int(hi.strftime("%Y%m%d"))) if hi else len(dates)
+        return docs.intersection(self.snap.by_date[first:last])
 
     def _top(self, scored: dict[int, float], sort: str, want: int) -> list[tuple[int, float]]:
         """The `want` best documents: by score (newer first among equals) or by date.
@@ -311,9 +327,9 @@ class Query:
         if sort == "date":
             top = sorted(scored, key=order, reverse=True)[:want]
         else:
-            values = sorted(scored.values(), reverse=True)
-            threshold = values[min(want, len(values)) - 1] if values else 0.0
-            best = [d for d, v in scored.items() if v >= threshold]
+            values = heapq.nlargest(want, scored.values())
+            threshold = values[-1] if values else 0.0
+            best = list(compress(scored, map(threshold.__le__, scored.values())))
             best.sort(key=order, reverse=True)       # newer first ...
             best.sort(key=scored.__getitem__, reverse=True)  # ... within equal scores (stable)
             top = best[:want]
