@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from whoosh import fields, index as whoosh_index
 from whoosh.analysis import SpaceSeparatedTokenizer
 from whoosh.codec.whoosh3 import W3Codec
@@ -43,7 +44,7 @@ from archive.errors import ArchiveError
 from . import matching, query as query_mod
 from .analysis import fold, nfc, words
 from .passages import DEFAULT_WINDOW, index_fields, pack, passage_body, passages, passage_tokens, unpack
-from .postings import term_weights
+from .postings import term_array, term_weights
 from .results import Hit, SearchResult
 from .snippets import meta_match, passage_match, side_by_side
 
@@ -124,9 +125,17 @@ class Snapshot:
         # Newer sessions first, then earlier passages first: one number per document, so sorts
         # by date run in C (`order_key.__getitem__`).
         self.order_key = [held * 10_000_000 - d for d, held in enumerate(self.held)]
-        # Documents in date order, so a date range is two bisections and a slice.
-        self.by_date = sorted(range(n), key=self.held.__getitem__)
-        self.dates = [self.held[d] for d in self.by_date]
+        # The same as arrays, for search.matching.
+        self.doc_count = n
+        self.held_array = np.array(self.held, dtype=np.int64)
+        self.order_array = np.array(self.order_key, dtype=np.int64)
+        self.meta_mask = np.zeros(n, bool)
+        self.meta_mask[list(self.meta_docs)] = True
+        self.passage_mask = np.zeros(n, bool)
+        self.passage_mask[term_array(self.leaves, "kind", "p")[0]] = True
+        self.session_names = sorted(set(self.session_of))
+        number = {name: i for i, name in enumerate(self.session_names)}
+        self.session_idx = np.array([number[s] for s in self.session_of], dtype=np.int64)
 
     def up_to_date(self) -> bool:
         return self.searcher.up_to_date()
