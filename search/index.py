@@ -56,7 +56,7 @@ WRITE_TIMEOUT = 30.0
 # is small beside the recordings it indexes (65 -> 127 MB for 200 hours of speech).
 CODEC = dict(blocklimit=128, compression=0)
 # The documents' layout; an index written with another is rebuilt on open.
-FORMAT = "tcd-search-2"
+FORMAT = "tcd-search-3"
 SORTS = ("relevance", "date")
 MAX_LIMIT = 100
 MAX_PAGE = 500

@@ -92,6 +92,7 @@ def create_app(archive: Archive, test_config: dict | None = None) -> Flask:
     app.jinja_env.filters["job_status"] = markup.job_status
     app.jinja_env.filters["job_stage"] = markup.job_stage
     app.jinja_env.globals["role_label"] = markup.role_label
+    app.jinja_env.globals["transcript_html"] = markup.transcript_html
     app.jinja_env.globals["category_label"] = markup.category_label
 
     @app.after_request

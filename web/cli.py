@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
+import sys
 import tempfile
 
 import click
@@ -10,9 +12,12 @@ import waitress
 
 from archive.cli import pass_ctx
 
-from . import create_app
+from . import create_app, dispatch
 
-THREADS = 16
+# Requests served at once. Requests are mostly Python under one GIL: more threads than this only
+# add switching (bench/web.py, 50 clients: 16 threads served 160-230 requests/s, 4 served 250-280).
+THREADS = 4
+SWITCH_INTERVAL = 0.001
 BIGGEST_UPLOAD = 1 << 40  # waitress refuses bodies over 1 GB by default; a session can be larger
 
 
@@ -34,14 +39,21 @@ def serve_app(archive, host: str, port: int, threads: int = THREADS, echo=click.
         spool.mkdir(parents=True, exist_ok=True)
         tempfile.tempdir = str(spool)
     app = create_app(archive)
+    # A thread back from I/O (SQLite, a file, a socket) waits for the GIL at most this long, not
+    # Python's 5 ms: a range read does several such I/Os behind CPU-bound page renders.
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    # waitress warns of every request that waits for a thread: under load, that is one line (and
+    # its formatting) per request in the server's output, telling nothing a slow page does not.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     if not archive.catalog.list_users():
         echo("No users yet: add one with `tcd user add NAME --role admin` to sign in.")
     if not is_loopback(host):
         echo(f"Warning: {host} is reachable from other machines; serve it behind HTTPS.")
     echo(f"Serving {archive.home} on http://{host}:{port}/ (Ctrl+C stops).")
+    # _dispatcher: waitress's own thread pool, but media requests go first (web.dispatch)
     waitress.serve(app, host=host, port=port, threads=threads, ident="tcd",
                    max_request_body_size=BIGGEST_UPLOAD, channel_timeout=300,
-                   connection_limit=200, _quiet=True)
+                   connection_limit=200, _quiet=True, _dispatcher=dispatch.dispatcher(threads))
 
 
 @click.command()

@@ -52,6 +52,30 @@ def safe_snippet(fragment: str | None) -> Markup:
     return Markup("".join(parser.out) + "</mark>" * parser.open_marks)
 
 
+def transcript_html(segments: list[dict], recording_id: str) -> Markup:
+    """A transcript as the session page shows it: a <p class="seg"> per segment with its time code,
+    a <span class="w"> per word with its times (the player marks and seeks by them), or the
+    segment's text when it has no word times. Built here rather than in the template: a session of
+    a few hours has tens of thousands of words, which Jinja renders several times slower."""
+    out: list[str] = []
+    add = out.append
+    anchor = f"#rec-{escape(recording_id)}"
+    for seg in segments:
+        start = escape(seg["start"])
+        add(f'<p class="seg" data-start="{start}" data-end="{escape(seg["end"])}">'
+            f'<a class="tc" href="?t={start}{anchor}">{clock(seg["start"])}</a> ')
+        if seg.get("speaker"):
+            add(f'<span class="speaker">{escape(seg["speaker"])}:</span> ')
+        words = seg.get("words")
+        if words:
+            add(" ".join(f'<span class="w" data-start="{escape(w["start"])}" data-end="{escape(w["end"])}">'
+                         f'{escape(w["w"])}</span>' for w in words))
+        else:
+            add(f'<span class="text">{escape(seg.get("text", ""))}</span>')
+        add("</p>\n")
+    return Markup("".join(out))
+
+
 CATEGORIES = [("a", "Tiêu chí a"), ("b", "Tiêu chí b"), ("c", "Tiêu chí c"), ("d", "Tiêu chí d"),
               ("đ", "Tiêu chí đ"), ("e", "Tiêu chí e"), ("other", "Khác")]
 JOB_STATUS = {"pending": "Đang chờ", "queued": "Đang chờ", "running": "Đang xử lý",
