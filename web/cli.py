@@ -4,7 +4,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import sys
 import tempfile
 
 import click
@@ -17,7 +16,6 @@ from . import create_app, dispatch
 # Requests served at once. Requests are mostly Python under one GIL: more threads than this only
 # add switching (bench/web.py, 50 clients: 16 threads served 160-230 requests/s, 4 served 250-280).
 THREADS = 4
-SWITCH_INTERVAL = 0.001
 BIGGEST_UPLOAD = 1 << 40  # waitress refuses bodies over 1 GB by default; a session can be larger
 
 
@@ -39,9 +37,6 @@ def serve_app(archive, host: str, port: int, threads: int = THREADS, echo=click.
         spool.mkdir(parents=True, exist_ok=True)
         tempfile.tempdir = str(spool)
     app = create_app(archive)
-    # A thread back from I/O (SQLite, a file, a socket) waits for the GIL at most this long, not
-    # Python's 5 ms: a range read does several such I/Os behind CPU-bound page renders.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     # waitress warns of every request that waits for a thread: under load, that is one line (and
     # its formatting) per request in the server's output, telling nothing a slow page does not.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
