@@ -35,7 +35,6 @@ from typing import Callable
 import numpy as np
 from whoosh import fields, index as whoosh_index
 from whoosh.analysis import SpaceSeparatedTokenizer
-from whoosh.codec.whoosh3 import W3Codec
 from whoosh.index import LockError
 
 from archive import seals
@@ -51,10 +50,6 @@ from .snippets import meta_match, passage_match, side_by_side
 log = logging.getLogger(__name__)
 
 WRITE_TIMEOUT = 30.0
-# Posting blocks stored without zlib: a query reads whole posting lists (search.postings) and
-# inflating them took a third of that time (bench/search.py). The index doubles in size, which
-# is small beside the recordings it indexes (65 -> 127 MB for 200 hours of speech).
-CODEC = dict(blocklimit=128, compression=0)
 # The documents' layout; an index written with another is rebuilt on open.
 FORMAT = "tcd-search-3"
 SORTS = ("relevance", "date")
@@ -237,8 +232,7 @@ class SearchIndex:
 
     def _writer(self, ix, timeout: float | None = None):
         try:
-            return ix.writer(timeout=self.write_timeout if timeout is None else timeout, limitmb=128,
-                             codec=W3Codec(**CODEC))
+            return ix.writer(timeout=self.write_timeout if timeout is None else timeout, limitmb=128)
         except LockError:
             raise IndexBusy("The search index is locked by another writer; try again in a moment.") from None
 
@@ -331,7 +325,7 @@ class SearchIndex:
             folder.mkdir()
             (folder / "FORMAT").write_text(FORMAT, encoding="utf-8")
             ix = whoosh_index.create_in(str(folder), schema())
-            writer = ix.writer(limitmb=256, codec=W3Codec(**CODEC))
+            writer = ix.writer(limitmb=256)
             sessions = self.catalog.list_sessions()
             try:
                 for session in sessions:
