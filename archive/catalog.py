@@ -507,9 +507,19 @@ class Catalog:
         row = self.db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return _build(Session, row, JSON_LIST_FIELDS)
 
-    def list_sessions(self) -> list[Session]:
-        rows = self.db.execute("SELECT * FROM sessions ORDER BY held_on DESC, id DESC").fetchall()
+    def list_sessions(self, limit: int | None = None) -> list[Session]:
+        """Sessions, newest first (the `limit` newest with a limit)."""
+        sql = "SELECT * FROM sessions ORDER BY held_on DESC, id DESC"
+        rows = self.db.execute(sql + " LIMIT ?", (limit,)).fetchall() if limit else self.db.execute(sql).fetchall()
         return [_build(Session, r, JSON_LIST_FIELDS) for r in rows]
+
+    def bridge_points(self) -> list[str]:
+        """Every bridge point named by a session, central or delegate, sorted (the search
+        page's filter list), read in SQL rather than by building every session."""
+        rows = self.db.execute(
+            "SELECT central_point FROM sessions WHERE central_point != '' UNION "
+            "SELECT value FROM sessions, json_each(sessions.delegate_points) WHERE value != ''").fetchall()
+        return sorted(r[0] for r in rows)
 
     def update_session(self, session_id: str, changes: dict, revision: int | None = None) -> Session:
         """Change metadata; with `revision`, refuse if someone changed the session since."""

@@ -29,16 +29,14 @@ def search():
 
 def _search_page():
     catalog = archive().catalog
-    sessions = catalog.list_sessions()
-    points = sorted({p for s in sessions for p in s.points})
-    context = {"categories": finder.CATEGORIES, "sorts": finder.SORTS, "points": points}
+    context = {"categories": finder.CATEGORIES, "sorts": finder.SORTS, "points": catalog.bridge_points()}
     try:
         query = finder.parse_query(request.args)
     except InvalidInput as exc:
         return render_template("search.html", query=finder.Query(filters=dict.fromkeys(finder.FILTERS, "")),
                                error=str(exc), **context), 400
     if query.empty:
-        return render_template("search.html", query=query, recent=sessions[:20], **context)
+        return render_template("search.html", query=query, recent=catalog.list_sessions(limit=20), **context)
     limit = current_app.config["SEARCH_PAGE_SIZE"]
     try:
         result = finder.run(query, limit)

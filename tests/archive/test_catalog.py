@@ -51,3 +51,16 @@ def test_audit_entries_are_chained(archive):
 def test_secret_key_is_private(archive):
     archive.secret_key()
     assert (archive.home / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_bridge_points_and_newest_sessions(archive):
+    catalog = archive.catalog
+    assert catalog.bridge_points() == [] and catalog.list_sessions(limit=5) == []
+    catalog.create_session({"title": "Một", "held_on": "2025-01-02", "central_point": "Ban Tiếp công dân tỉnh",
+                            "delegate_points": ["UBND xã Hòa Bình", "UBND huyện Đông Anh"]})
+    catalog.create_session({"title": "Hai", "held_on": "2025-03-04", "central_point": "Ban Tiếp công dân tỉnh",
+                            "delegate_points": ["UBND xã Hòa Bình", ""]})
+    catalog.create_session({"title": "Ba", "held_on": "2024-12-31"})
+    assert catalog.bridge_points() == sorted(["Ban Tiếp công dân tỉnh", "UBND huyện Đông Anh", "UBND xã Hòa Bình"])
+    assert [s.title for s in catalog.list_sessions(limit=2)] == ["Hai", "Một"]
+    assert len(catalog.list_sessions()) == 3
