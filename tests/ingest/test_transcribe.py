@@ -268,6 +268,8 @@ def test_word_agreement_aligns_words_in_order():
     assert transcribe.word_agreement("a b c d".split(), "a b c d".split()) == 1.0
     assert transcribe.word_agreement("a b c d".split(), "a x c d e".split()) == 3 / 5
     assert transcribe.word_agreement("a b".split(), "b a".split()) == 1 / 2
+    # the best alignment: matching the longest run ("hai ba") first would leave only 2
+    assert transcribe.word_agreement("hai ba hai ba".split(), "hai hai ba".split()) == 3 / 4
     assert transcribe.word_agreement([], []) == 0.0
 
 
