@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -67,3 +68,20 @@ def wait_for(predicate, timeout: float = 15.0, step: float = 0.1):
             return value
         time.sleep(step)
     raise AssertionError("timed out waiting in the browser")
+
+
+def serve_in_thread(httpd):
+    """Run a waitress server in a daemon thread; returns stop(). Stopping closes the server's
+    sockets under its running select loop, which then ends with EBADF: that is the expected end."""
+    def loop():
+        try:
+            httpd.run()
+        except OSError:
+            pass
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+
+    def stop():
+        httpd.close()
+        thread.join(5)
+    return stop

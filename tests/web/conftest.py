@@ -4,7 +4,6 @@ a second session whose title and transcript carry markup, one user per role, a r
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 import ffmpeg
@@ -15,6 +14,8 @@ from archive import open_archive, users
 from archive.transcripts import save_transcript
 from ingest.sample import make_sample
 from web import create_app
+
+from ..conftest import serve_in_thread
 
 PASSWORD = "mật-khẩu-đủ-dài"
 ROLES = ("admin", "archivist", "inspector", "handler")
@@ -84,11 +85,9 @@ def server(site):
     """The module's application served by waitress with threads, as `tcd serve` does, on a free
     port (for the browser tests)."""
     httpd = waitress.create_server(create_app(site["archive"]), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=httpd.run, daemon=True)
-    thread.start()
+    stop = serve_in_thread(httpd)
     yield f"http://127.0.0.1:{httpd.effective_port}"
-    httpd.close()
-    thread.join(timeout=5)
+    stop()
 
 
 @pytest.fixture

@@ -24,10 +24,12 @@ def test_sign_in_search_and_play_from_the_hit(server, browser, site, helpers):
     browser.find_element(By.NAME, "username").send_keys("inspector")
     browser.find_element(By.NAME, "password").send_keys(helpers.PASSWORD)
     browser.find_element(By.CSS_SELECTOR, ".login button[type=submit]").click()
-    wait_for(lambda: f"/sessions/{site['session']}" in browser.current_url)
+    # the session page, fully loaded: a navigation issued while it still loads can be dropped
+    wait_for(lambda: f"/sessions/{site['session']}" in browser.current_url
+             and browser.execute_script("return document.readyState") == "complete")
 
     browser.get(f"{server}/")
-    box = browser.find_element(By.ID, "q")
+    [box] = wait_for(lambda: browser.find_elements(By.ID, "q"))
     box.send_keys("bồi thường")
     box.submit()
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".result .timecode"))

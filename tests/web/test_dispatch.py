@@ -11,6 +11,8 @@ import waitress
 
 from web import dispatch
 
+from ..conftest import serve_in_thread
+
 
 def wait_until(condition, timeout: float = 10) -> None:
     end = time.monotonic() + timeout
@@ -34,8 +36,7 @@ def test_waiting_media_requests_go_before_waiting_pages_in_their_order():
 
     pool = dispatch.dispatcher(1)
     httpd = waitress.create_server(app, host="127.0.0.1", port=0, _dispatcher=pool)
-    server = threading.Thread(target=httpd.run, daemon=True)
-    server.start()
+    stop = serve_in_thread(httpd)
     statuses: list[int] = []
 
     def get(path: str) -> None:
@@ -57,9 +58,8 @@ def test_waiting_media_requests_go_before_waiting_pages_in_their_order():
             c.join(10)
     finally:
         release.set()
-        httpd.close()
+        stop()
         pool.shutdown()
-        server.join(5)
     assert statuses == [200] * 5
     assert served == ["/busy", "/media/aaaa", "/media/bbbb", "/search", "/sessions/s1"]
 
