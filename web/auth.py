@@ -45,10 +45,6 @@ class LoginForm(FlaskForm):
     next = HiddenField()
 
 
-class LogoutForm(FlaskForm):
-    """Only the CSRF token: signing out is a POST so another site cannot do it for the user."""
-
-
 def archive() -> Archive:
     return current_app.extensions["tcd"]
 
@@ -62,11 +58,6 @@ def init_app(app) -> None:
         "address": Throttle(app.config["LOGIN_FREE_TRIES_ADDRESS"], app.config["LOGIN_DELAY"],
                             app.config["LOGIN_MAX_DELAY"]),
     }
-
-    @app.context_processor
-    def forms():
-        # formdata=None: an error page about the request body must not read the body again
-        return {"logout_form": LogoutForm(formdata=None)}
 
 
 @login_manager.user_loader
