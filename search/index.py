@@ -107,47 +107,26 @@ class Snapshot:
         self.reader = self.searcher.reader()
         self.leaves = self.reader.leaf_readers()
         self.reading_cache: dict = {}
-        n = self.reader.doc_count_all()
-        self.held = list(self.reader.column_reader("held")) if n else []
+        n = self.doc_count = self.reader.doc_count_all()
         self.revision = list(self.reader.column_reader("revision")) if n else []
         self.session_of = list(self.reader.column_reader("session")) if n else []
-        self.meta_docs = set(term_weights(self.leaves, "kind", "m"))
-        self.is_meta = bytearray(n)
-        for d in self.meta_docs:
-            self.is_meta[d] = 1
-        self._passages: dict[str, set[int]] | None = None
-        self.meta_of = {self.session_of[d]: d for d in self.meta_docs}
-        # Newer sessions first, then earlier passages first: one number per document, so sorts
-        # by date run in C (`order_key.__getitem__`).
-        self.order_key = [held * 10_000_000 - d for d, held in enumerate(self.held)]
-        # The same as arrays, for search.matching.
-        self.doc_count = n
-        self.held_array = np.array(self.held, dtype=np.int64)
-        self.order_array = np.array(self.order_key, dtype=np.int64)
+        self.held_array = np.array(list(self.reader.column_reader("held")) if n else [], dtype=np.int64)
+        # Newer sessions first, then earlier passages first: one number per document.
+        self.order_array = self.held_array * 10_000_000 - np.arange(n)
+        self.meta_docs = term_array(self.leaves, "kind", "m")[0].tolist()
         self.meta_mask = np.zeros(n, bool)
-        self.meta_mask[list(self.meta_docs)] = True
+        self.meta_mask[self.meta_docs] = True
         self.passage_mask = np.zeros(n, bool)
         self.passage_mask[term_array(self.leaves, "kind", "p")[0]] = True
-        self.session_names = sorted(set(self.session_of))
-        number = {name: i for i, name in enumerate(self.session_names)}
-        self.session_idx = np.array([number[s] for s in self.session_of], dtype=np.int64)
+        self.meta_of = {self.session_of[d]: d for d in self.meta_docs}
+        session_names, session_idx = np.unique(np.array(self.session_of, dtype=object), return_inverse=True)
+        self.session_names, self.session_idx = list(session_names), session_idx.astype(np.int64)
 
     def up_to_date(self) -> bool:
         return self.searcher.up_to_date()
 
     def revisions(self) -> dict[str, int]:
         return {self.session_of[d]: self.revision[d] for d in self.meta_docs}
-
-    def passages_of(self, sessions: set[str]) -> set[int]:
-        if self._passages is None:
-            grouped: dict[str, set[int]] = {}
-            for d in term_weights(self.leaves, "kind", "p"):
-                grouped.setdefault(self.session_of[d], set()).add(d)
-            self._passages = grouped
-        out: set[int] = set()
-        for s in sessions:
-            out |= self._passages.get(s, set())
-        return out
 
     def body(self, docnum: int) -> dict:
         return unpack(self.searcher.stored_fields(docnum)["body"])
@@ -416,7 +395,7 @@ class SearchIndex:
             meta_doc = snap.meta_of.get(session_id)
             meta = snap.body(meta_doc) if meta_doc is not None else {"title": "", "held_on": "", "fields": []}
             metas[session_id] = meta
-        if snap.is_meta[doc]:
+        if snap.meta_mask[doc]:
             return Hit(session_id, meta["title"], meta["held_on"], "", 0.0, 0.0, "",
                        meta_match(meta["fields"], plan.clauses), round(score, 4))
         body = snap.body(doc)

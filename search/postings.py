@@ -3,8 +3,8 @@
 Whoosh's matchers move one posting per Python call (about 2 µs each); a common Vietnamese
 syllable has a posting in nearly every passage, so reading its list that way is what made naive
 Whoosh slow. The W3 codec stores postings in pickled blocks of up to 128 (ids, weights, values);
-`term_weights` unpickles whole blocks and builds a {docnum: weight} dict per term, which set
-operations (intersection, union) then combine at C speed. whoosh-reloaded is pinned (2.7.5) in
+`term_array` unpickles whole blocks into numpy arrays per term, which search.matching combines
+as dense per-document arrays (and `term_weights` as a dict, for sparse work). whoosh-reloaded is pinned (2.7.5) in
 pyproject; with another matcher class the public one-posting-at-a-time path is used.
 """
 from __future__ import annotations
@@ -29,42 +29,15 @@ def _leaf_matcher(reader, field: str, term: str):
     return matcher, deleted
 
 
-def _blocks(matcher, with_values: bool):
-    """Yield (ids, weights, values) per block of a W3 matcher. Ids are stored as deltas; they
-    are summed with itertools.accumulate (C) instead of the codec's Python generator."""
+def _blocks(matcher):
+    """Yield (ids, values) per block of a W3 matcher. Ids are stored as deltas; they are summed
+    with itertools.accumulate (C) instead of the codec's Python generator."""
     while matcher.is_active():
         matcher._read_data()
         raw = matcher._data[0]
-        ids = raw if matcher._byteids else list(accumulate(raw))
-        matcher._read_weights()
-        values = None
-        if with_values:
-            matcher._read_values()
-            values = matcher._values
-        yield ids, matcher._weights, values
+        matcher._read_values()
+        yield (raw if matcher._byteids else list(accumulate(raw))), matcher._values
         matcher._next_block()
-
-
-def term_weights(leaves, field: str, term: str) -> dict[int, float]:
-    """{global docnum: term frequency} for `term` in `field` over all segments."""
-    out: dict[int, float] = {}
-    for reader, offset in leaves:
-        matcher, deleted = _leaf_matcher(reader, field, term)
-        if matcher is None:
-            continue
-        if isinstance(matcher, W3LeafMatcher):
-            for ids, weights, _ in _blocks(matcher, False):
-                if offset:
-                    ids = [i + offset for i in ids]
-                out.update(zip(ids, weights))
-        else:
-            while matcher.is_active():
-                out[matcher.id() + offset] = matcher.weight()
-                matcher.next()
-        if deleted:
-            for doc in deleted:
-                out.pop(doc + offset, None)
-    return out
 
 
 def term_array(leaves, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
@@ -78,8 +51,8 @@ def term_array(leaves, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
         matcher, deleted = _leaf_matcher(reader, field, term)
         if matcher is None:
             continue
+        leaf_ids, leaf_weights = [], []
         if isinstance(matcher, W3LeafMatcher):
-            leaf_ids, leaf_weights = [], []
             while matcher.is_active():
                 matcher._read_data()
                 raw_ids, raw_weights = matcher._data[0], matcher._data[1]
@@ -90,14 +63,17 @@ def term_array(leaves, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
                 else:
                     leaf_weights.append(np.array(raw_weights, dtype=float))
                 matcher._next_block()
-            if not leaf_ids:
-                continue
-            found, tf = np.concatenate(leaf_ids) + offset, np.concatenate(leaf_weights)
-        else:
-            pairs = term_weights([(reader, offset)], field, term)
-            found = np.fromiter(pairs.keys(), np.int64, len(pairs))
-            tf = np.fromiter(pairs.values(), float, len(pairs))
-            deleted = None  # term_weights left them out
+        else:  # another codec: the public path, one posting per call
+            postings = []
+            while matcher.is_active():
+                postings.append((matcher.id(), matcher.weight()))
+                matcher.next()
+            if postings:
+                leaf_ids.append(np.array([d for d, _ in postings], dtype=np.int64))
+                leaf_weights.append(np.array([w for _, w in postings], dtype=float))
+        if not leaf_ids:
+            continue
+        found, tf = np.concatenate(leaf_ids) + offset, np.concatenate(leaf_weights)
         if deleted:
             keep = ~np.isin(found, np.fromiter(deleted, np.int64) + offset)
             found, tf = found[keep], tf[keep]
@@ -106,6 +82,13 @@ def term_array(leaves, field: str, term: str) -> tuple[np.ndarray, np.ndarray]:
     if not ids:
         return np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(ids), np.concatenate(weights)
+
+
+def term_weights(leaves, field: str, term: str) -> dict[int, float]:
+    """{global docnum: term frequency} for `term` in `field` over all segments (term_array as a
+    dict, for the sparse work of phrases)."""
+    ids, weights = term_array(leaves, field, term)
+    return dict(zip(ids.tolist(), weights.tolist()))
 
 
 def term_positions(leaves, field: str, term: str, docs=None) -> dict[int, list[int]]:
@@ -117,7 +100,7 @@ def term_positions(leaves, field: str, term: str, docs=None) -> dict[int, list[i
             continue
         decode = matcher.format.decode_positions
         if isinstance(matcher, W3LeafMatcher):
-            for ids, _, values in _blocks(matcher, True):
+            for ids, values in _blocks(matcher):
                 for doc, value in zip(ids, values):
                     doc += offset
                     if docs is None or doc in docs:

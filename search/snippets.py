@@ -83,12 +83,20 @@ def passage_match(body: dict, clauses: list[Clause], together: list[Clause] = ()
     `together` (see side_by_side) matches somewhere, its first match is the hit."""
     segments = body["s"]
     pattern = clause_pattern(clauses)
+    preferred = clause_pattern(list(together)) if together else None
     tail = " ".join(body.get("tail") or [])
     texts = [seg[3] for seg in segments]
-    for first in filter(None, (clause_pattern(list(together)) if together else None, pattern)):
-        for k, text in enumerate(texts):
+    folds: dict[int, str] = {}
+
+    def folded(k: int) -> str:  # each segment folded once, with the next (a phrase may run on)
+        if k not in folds:
             following = texts[k + 1] if k + 1 < len(texts) else tail
-            match = first.search(fold_text(text + "\n" + following[:200]))
+            folds[k] = fold_text(texts[k] + "\n" + following[:200])
+        return folds[k]
+
+    for first in filter(None, (preferred, pattern)):
+        for k, text in enumerate(texts):
+            match = first.search(folded(k))
             if match and match.start() < len(text):
                 return _segment_match(segments, k, match.start(), pattern, tail)
     seg = segments[0]
