@@ -21,6 +21,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,12 +70,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, default=2.0)
     parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--dir", type=Path, default=Path("/tmp/tcd-bench-backup"))
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="Folder (on the disk to measure) to make the work folder in; default: the system's temporary folder.")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    work = args.dir
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = Path(tempfile.mkdtemp(prefix="tcd-bench-backup-", dir=args.dir))  # never deletes what it did not make
     try:
         print(f"Making {args.gb} GB of recordings in {args.files} files ...", flush=True)
         arch = build_archive(work / "home", make_recordings(work / "incoming", int(args.gb * 1e9), args.files))

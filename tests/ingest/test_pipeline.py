@@ -54,7 +54,8 @@ def test_each_format_becomes_a_playable_recording(archive, media, kind):
     # faststart: the index atom comes before the media data.
     with archive.store.open(rec.access_sha256) as f:
         head = f.read(200_000)
-    assert head.find(b"moov") < head.find(b"mdat") or head.find(b"mdat") == -1
+    moov, mdat = head.find(b"moov"), head.find(b"mdat")
+    assert moov >= 0 and (mdat == -1 or moov < mdat), (moov, mdat)
     assert not list((archive.settings.staging_dir / str(outcome.job_id)).glob("*")), "staging is cleaned up"
 
 
@@ -142,9 +143,10 @@ def tiny_disk(tmp_path):
     """A real 2 MB file system (tmpfs); needs root, as on the CI machine."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root")
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True)
+    assert mounted.returncode == 0, f"root could not mount a tmpfs: {mounted.stderr}"
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
 

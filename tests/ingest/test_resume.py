@@ -1,7 +1,6 @@
 """Kill `tcd ingest` with SIGKILL at several points; resuming finishes with nothing lost or doubled."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,11 +21,14 @@ def wait_until_running(home: Path, proc: subprocess.Popen, timeout: float = 30.0
     """The kill delays count from the moment a job runs, not from the start of Python."""
     archive = open_archive(home, env={})
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        if any(j.status == "running" for j in archive.catalog.list_jobs()):
-            break
-        time.sleep(0.02)
-    archive.catalog.close()
+    try:
+        while proc.poll() is None:
+            if any(j.status == "running" for j in archive.catalog.list_jobs()):
+                return
+            assert time.monotonic() < deadline, f"no job was running after {timeout:.0f} s"
+            time.sleep(0.02)
+    finally:
+        archive.catalog.close()
 
 
 def test_sigkill_at_several_points_then_resume(home, media):
@@ -57,4 +59,5 @@ def test_sigkill_at_several_points_then_resume(home, media):
     assert rec.original_sha256 == hash_file(src)[0] and rec.access_sha256
     assert sorted(archive.store.keys()) == sorted(o["sha256"] for o in archive.catalog.list_objects())
     assert not any((home / "staging").glob("[0-9]*")), "staging is cleaned up"
-    assert len({s for s, _ in stages_seen}) >= 2, f"the kills should land in different stages: {stages_seen}"
+    stages = {s for s, _ in stages_seen} - {"none"}
+    assert len(stages) >= 2, f"the kills should land in different stages: {stages_seen}"

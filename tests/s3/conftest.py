@@ -156,21 +156,25 @@ class SeaweedFS:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def running(folder: Path):
+    """A started SeaweedFS in `folder`, stopped when the generator closes (fixtures yield from it)."""
+    server = SeaweedFS(folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory):
-    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
-    server.start()
-    yield server
-    server.stop()
+    yield from running(tmp_path_factory.mktemp("seaweedfs"))
 
 
 @pytest.fixture
 def own_seaweed(tmp_path_factory):
     """A server of the test's own, which it may stop and restart (the outage tests)."""
-    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs-own"))
-    server.start()
-    yield server
-    server.stop()
+    yield from running(tmp_path_factory.mktemp("seaweedfs-own"))
 
 
 @pytest.fixture

@@ -330,13 +330,15 @@ def test_a_tampered_archive_fails_the_check_page_and_the_docx_is_refused(app, si
     data = bytearray(path.read_bytes())
     data[100] ^= 0x20
     path.write_bytes(bytes(data))
-    page = admin.get(f"/cite/{code}").get_data(as_text=True)
-    assert "Trích dẫn KHÔNG còn khớp với kho lưu trữ" in page
-    assert "mã băm SHA-256 không khớp" in page and "Khối trích dẫn" not in page
-    assert admin.get(f"/cite/{code}.docx").status_code == 409
-    assert last_audit(site)["detail"]["ok"] is False
-    data[100] ^= 0x20
-    path.write_bytes(bytes(data))   # put it back for the browser test
+    try:
+        page = admin.get(f"/cite/{code}").get_data(as_text=True)
+        assert "Trích dẫn KHÔNG còn khớp với kho lưu trữ" in page
+        assert "mã băm SHA-256 không khớp" in page and "Khối trích dẫn" not in page
+        assert admin.get(f"/cite/{code}.docx").status_code == 409
+        assert last_audit(site)["detail"]["ok"] is False
+    finally:
+        data[100] ^= 0x20
+        path.write_bytes(bytes(data))   # put it back for the browser test, whatever happened
 
 
 # -- in the browser ----------------------------------------------------------------------------
