@@ -45,7 +45,7 @@ import bagit
 from .catalog import now
 from .errors import IntegrityError, InvalidInput, NotFound, StorageError
 from .seals import viewer_entry as seal_viewer_entry
-from .store import CHUNK, fsync_dir
+from .store import CHUNK, fsync_dir, hash_file
 
 MARKER = "tcd-backup.json"
 BAG_FORMAT = "tcd-bag/1"
@@ -196,16 +196,11 @@ def copy_checked(src: BinaryIO, final: Path, tmp_dir: Path, expected_sha256: str
         digests = {alg: h.hexdigest() for alg, h in hashers.items()}
         if digests["sha256"] != expected_sha256:
             raise IntegrityError(f"the source reads as sha256 {digests['sha256']}, not {expected_sha256}")
-        back = hashlib.sha256()
-        with open(tmp, "rb") as f:
-            while chunk := f.read(CHUNK):
-                back.update(chunk)
-                if progress:
-                    progress(len(chunk))
+        back, _ = hash_file(tmp, progress)
         # Equal SHA-256 means equal bytes, so the SHA-512 of the source is the copy's too.
-        if back.hexdigest() != expected_sha256:
+        if back != expected_sha256:
             raise IntegrityError(f"the copy on the backup disk reads back differently "
-                                 f"(sha256 {back.hexdigest()}); the disk may be failing")
+                                 f"(sha256 {back}); the disk may be failing")
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
         fsync_dir(final.parent)

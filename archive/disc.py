@@ -40,7 +40,7 @@ from pycdlib.pycdlibexception import PyCdlibException
 from .backup import BackupReport, Item, _json_bytes, failures_recorded, session_document, viewer_files
 from .catalog import now
 from .errors import IntegrityError, InvalidInput, StorageError
-from .store import CHUNK
+from .store import CHUNK, hash_stream
 
 SET_FORMAT = "tcd-disc-set/1"
 SET_MANIFEST = "tcd-set.json"
@@ -495,17 +495,13 @@ def check_image(image: Path, entries: list[tuple[str, str, str]], progress: Prog
         return [f"{image.name}: the image does not read back ({exc})"]
     try:
         for udf, sha, name in entries:
-            digest = hashlib.sha256()
             try:
                 with iso.open_file_from_iso(udf_path=udf) as f:
-                    while chunk := f.read(CHUNK):
-                        digest.update(chunk)
-                        if progress:
-                            progress(len(chunk))
+                    digest, _ = hash_stream(f, progress)
             except PyCdlibException as exc:
                 problems.append(f"{name} on {image.name}: cannot be read back ({exc})")
                 continue
-            if digest.hexdigest() != sha:
+            if digest != sha:
                 problems.append(f"{name} on {image.name}: reads back differently from its source")
     finally:
         iso.close()

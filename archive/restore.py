@@ -32,7 +32,7 @@ from .backup import MARKER, read_manifest, read_marker
 from .disc import DISC_NOTE, SET_FORMAT, SET_MANIFEST
 from .errors import ArchiveError, IntegrityError, InvalidInput, NotFound, StorageError
 from .seals import restore_from_backup as restore_seals_and_notes
-from .store import CHUNK, copy_hashing
+from .store import CHUNK, copy_hashing, hash_stream
 
 Progress = Callable[[int], None]
 
@@ -351,18 +351,14 @@ def _verify_discs(source: DiscSetSource, progress, on_total) -> BackupCheck:
             if disc is None:
                 continue  # named above with its disc
             check.checked += 1
-            digest = hashlib.sha256()
             try:
                 with disc.open(piece["path"]) as f:
-                    while chunk := f.read(CHUNK):
-                        digest.update(chunk)
-                        if progress:
-                            progress(len(chunk))
+                    digest, _ = hash_stream(f, progress)
             except Unavailable as exc:
                 check.problems.append(str(exc))
                 continue
             check.bytes += piece["size"]
-            if digest.hexdigest() != piece["sha256"]:
+            if digest != piece["sha256"]:
                 check.problems.append(f"{piece['path']}: on disc {piece['disc']} of {source.count}, "
                                       "differs from its SHA-256 in the set's manifest")
     return check

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import ctypes
-import hashlib
 import json
 import multiprocessing
 import os
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from archive.errors import ArchiveError, NotFound
+from archive.store import hash_file
 from archive.transcripts import save_transcript
 
 from . import models
@@ -262,11 +262,7 @@ def _segment(words: list[dict]) -> dict:
 # -- the stage ---------------------------------------------------------------------------------
 
 def _audio_fingerprint(audio: Path) -> str:
-    digest = hashlib.sha256()
-    with open(audio, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return hash_file(audio)[0][:16]
 
 
 def _pcm_audio(audio: Path) -> Path:

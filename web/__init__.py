@@ -82,6 +82,7 @@ def create_app(archive: Archive, test_config: dict | None = None) -> Flask:
     from . import admin, api, auth, media, pages, transcripts, uploads
     auth.init_app(app)
     uploads.init_app(app)
+    media.init_app(app)
     for module in (auth, pages, media, api, uploads, admin, transcripts):
         app.register_blueprint(module.bp)
     from . import records  # notes, sealed passages, retention and the access report (issue 9)

@@ -31,6 +31,16 @@ def search_index():
     return index
 
 
+def reindex() -> None:
+    """Bring the search index up to date at once after a change made on the web (a correction
+    must be findable, text just sealed must not be). A failure is logged, not raised: the index
+    is a cache, the catalog holds the truth, and the next sync catches up."""
+    try:
+        search_index().sync()
+    except Exception:
+        current_app.logger.error("search index not updated after a change", exc_info=True)
+
+
 @dataclass
 class Query:
     q: str = ""

@@ -47,9 +47,12 @@ class Once:
             return True
 
 
+def init_app(app) -> None:
+    app.extensions["tcd_once"] = Once()
+
+
 def first_in_sitting(kind: str, item: str) -> bool:
-    once = current_app.extensions.setdefault("tcd_once", Once())
-    return once.first((current_user.get_id(), login_token(), kind, item))
+    return current_app.extensions["tcd_once"].first((current_user.get_id(), login_token(), kind, item))
 
 
 @bp.route("/media/<recording_id>")

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flask_login import current_user
 
 from archive import seals, transcripts
-from archive.errors import InvalidInput, NotFound
+from archive.errors import InvalidInput
 
 from . import finder
 from .auth import archive, record, require

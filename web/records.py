@@ -22,7 +22,7 @@ from archive.errors import ArchiveError, Conflict, InvalidInput, NotFound, Permi
 from archive.transcripts import parse_time
 
 from .auth import archive, require
-from .finder import search_index
+from .finder import reindex as _reindex, search_index
 
 bp = Blueprint("records", __name__)
 
@@ -371,15 +371,6 @@ def approve_deletion(deletion_id: int):
 def _drop_from_index(session_id: str) -> None:
     # a failure here leaves the deletion "approved"; approving again finishes it
     search_index().remove_session(session_id)
-
-
-def _reindex() -> None:
-    """Bring the search index up to date at once: it must drop text just sealed, and find notes
-    just written. A failure is logged; the next sync catches up."""
-    try:
-        search_index().sync()
-    except Exception:  # the index is a cache; the catalog holds the truth
-        current_app.logger.error("search index not updated after a note or seal change", exc_info=True)
 
 
 @bp.route("/deletions/<int:deletion_id>/withdraw", methods=["POST"])

@@ -10,7 +10,7 @@ person's own changes laid over it (and which segments both changed), so nothing 
 """
 from __future__ import annotations
 
-from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redirect,
+from flask import (Blueprint, Response, abort, flash, jsonify, redirect,
                    render_template, request, url_for)
 from flask_login import current_user
 
@@ -19,6 +19,7 @@ from archive.errors import Conflict, InvalidInput, NotFound
 from archive.transcripts import clean_text
 
 from .auth import archive, record, require
+from .finder import reindex as _reindex
 
 bp = Blueprint("transcripts", __name__)
 
@@ -56,16 +57,6 @@ def _recording(session_id: str, recording_id: str):
 def _send(exported: minutes.Export) -> Response:
     return Response(exported.body, mimetype=exported.media_type.split(";")[0],
                     headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'})
-
-
-def _reindex() -> None:
-    """Bring the search index up to the new current version; a failure leaves the correction
-    saved and the index catches up at its next sync."""
-    try:
-        from .finder import search_index
-        search_index().sync()
-    except Exception:   # the index is a cache; the catalog holds the truth
-        current_app.logger.warning("search index not updated after a correction", exc_info=True)
 
 
 # -- downloads ---------------------------------------------------------------------------------
