@@ -657,8 +657,12 @@ class Catalog:
             raise NotFound(f"Recording {recording_id} has no transcript version {version}.")
         return _build(Transcript, row, ("segments",))
 
-    def transcripts_for_recording(self, recording_id: str) -> list[Transcript]:
-        rows = self.db.execute("SELECT * FROM transcripts WHERE recording_id = ? ORDER BY version",
+    def transcripts_for_recording(self, recording_id: str, with_segments: bool = True) -> list[Transcript]:
+        """Every version, oldest first; without `with_segments` their segments are left empty, so
+        listing versions does not decode every transcript (megabytes of JSON each)."""
+        columns = "*" if with_segments else ", ".join(
+            f.name for f in fields(Transcript) if f.name != "segments") + ", '[]' AS segments"
+        rows = self.db.execute(f"SELECT {columns} FROM transcripts WHERE recording_id = ? ORDER BY version",
                                (recording_id,)).fetchall()
         return [_build(Transcript, r, ("segments",)) for r in rows]
 

@@ -117,7 +117,7 @@ def show(ctx, session_id, as_json):
         current = catalog.current_transcript(rec.id)
         recordings.append({**rec.to_dict(),
                            "transcripts": [t.to_dict(with_segments=False)
-                                           for t in catalog.transcripts_for_recording(rec.id)],
+                                           for t in catalog.transcripts_for_recording(rec.id, with_segments=False)],
                            "current_version": current.version if current else None})
     data = {**session.to_dict(), "recordings": recordings}
     if as_json:

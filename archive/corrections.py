@@ -127,7 +127,7 @@ def correct(archive, recording_id: str, based_on: int, edits: list[Edit], author
         saved = save_transcript(archive, rec.id, segments, kind="human", author=author,
                                 label=clean_text(label), based_on=based_on)
     except Conflict:
-        latest = catalog.transcripts_for_recording(rec.id)[-1].version
+        latest = catalog.transcripts_for_recording(rec.id, with_segments=False)[-1].version
         archive.audit(author, "transcript.conflict", rec.session_id, rec.id, based_on=based_on,
                       latest=latest, segments=[i + 1 for i in changed[:100]])
         raise

@@ -183,7 +183,8 @@ def transcribe(ctx: JobContext) -> None:
     from .transcribe import ModelMissing, transcribe_recording
     catalog = ctx.archive.catalog
     rec = catalog.get_recording(ctx.job.recording_id)
-    if not rec.has_audio or any(t.kind == "machine" for t in catalog.transcripts_for_recording(rec.id)):
+    versions = catalog.transcripts_for_recording(rec.id, with_segments=False)
+    if not rec.has_audio or any(t.kind == "machine" for t in versions):
         return  # no sound, or a run killed after saving its transcript: nothing to do again
     try:
         transcribe_recording(ctx.archive, rec, ctx.asr_audio, ctx.progress, ctx.workers)

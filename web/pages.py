@@ -60,10 +60,10 @@ def session_view(session_id: str, chosen: dict[str, int] | None = None) -> dict:
         abort(404)
     recordings = []
     for rec in catalog.recordings_for_session(session.id):
-        versions = catalog.transcripts_for_recording(rec.id)
+        versions = catalog.transcripts_for_recording(rec.id, with_segments=False)
         current = catalog.current_transcript(rec.id)
         wanted = (chosen or {}).get(rec.id)
-        shown = next((t for t in versions if t.version == wanted), current)
+        shown = catalog.get_transcript(rec.id, wanted) if wanted in {v.version for v in versions} else current
         # sealed spans read as a marker for users without clearance, in every view built on this
         transcript = seals.redact_version(archive(), shown, current_user)
         recordings.append({"recording": rec, "transcript": transcript, "versions": versions,

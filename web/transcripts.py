@@ -101,7 +101,7 @@ def history(session_id: str, recording_id: str):
     if seals.hidden_from(archive(), rec.id, current_user):
         abort(403)  # a comparison of versions cannot hide sealed passages (issue 9)
     catalog = archive().catalog
-    versions = catalog.transcripts_for_recording(rec.id)
+    versions = catalog.transcripts_for_recording(rec.id)  # the table shows each version's segment count
     if not versions:
         abort(404)
     current = catalog.current_transcript(rec.id)

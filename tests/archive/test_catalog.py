@@ -64,3 +64,17 @@ def test_bridge_points_and_newest_sessions(archive):
     assert catalog.bridge_points() == sorted(["Ban Tiếp công dân tỉnh", "UBND huyện Đông Anh", "UBND xã Hòa Bình"])
     assert [s.title for s in catalog.list_sessions(limit=2)] == ["Hai", "Một"]
     assert len(catalog.list_sessions()) == 3
+
+
+def test_versions_listed_without_their_segments(archive):
+    cat = archive.catalog
+    s = cat.create_session({"title": "Phiên", "held_on": "2025-01-02"})
+    cat.add_object("a" * 64, 10, "original")
+    rec = cat.add_recording(session_id=s.id, original_sha256="a" * 64, original_name="a.mp4")
+    seg = {"start": 0.0, "end": 1.0, "speaker": "", "text": "đất đai", "words": []}
+    cat.add_transcript(recording_id=rec.id, segments=[seg], kind="machine", author="vosk", model="m")
+    cat.add_transcript(recording_id=rec.id, segments=[seg, seg], kind="human", author="hà")
+    full = cat.transcripts_for_recording(rec.id)
+    light = cat.transcripts_for_recording(rec.id, with_segments=False)
+    assert [len(t.segments) for t in full] == [1, 2] and [t.segments for t in light] == [[], []]
+    assert [t.to_dict(with_segments=False) for t in light] == [t.to_dict(with_segments=False) for t in full]
