@@ -58,11 +58,10 @@ def _message(exc: ArchiveError, what: str) -> str:
 # -- what the session page shows ------------------------------------------------------------------
 
 @bp.app_template_global()
-def recording_notes(recording) -> list:
-    """The notes of a recording as the signed-in user may read them."""
-    arch = archive()
-    found = notes.list_notes(arch, recording_id=recording.id)
-    return seals.redact_notes(found, arch.catalog.list_seals(recording_id=recording.id), current_user)
+def recording_notes(recording, in_force: list) -> list:
+    """The notes of a recording as the signed-in user may read them (`in_force`: its seals,
+    from recording_seals, which the page has read already)."""
+    return seals.redact_notes(notes.list_notes(archive(), recording_id=recording.id), in_force, current_user)
 
 
 @bp.app_template_global()
@@ -98,7 +97,7 @@ def notes_json(session_id: str):
         abort(404)
     rows = []
     for rec in arch.catalog.recordings_for_session(session_id):
-        rows += [n.to_dict() for n in recording_notes(rec)]
+        rows += [n.to_dict() for n in recording_notes(rec, arch.catalog.list_seals(recording_id=rec.id))]
     return {"session": session_id, "notes": rows}
 
 
