@@ -855,16 +855,23 @@ class Catalog:
         rows = self.db.execute("SELECT * FROM fixity_runs ORDER BY id DESC LIMIT ?", (limit,))
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
 
-    def object_owners(self, sha256: str) -> list[dict]:
-        """What an object is, for people: session, recording, role and file name."""
+    def object_owners(self) -> dict[str, list[dict]]:
+        """What each object is, for people: {sha256: [{session_id, recording_id, role, name}]},
+        read in one query (a fixity run names the owners of every object it checks)."""
         rows = self.db.execute(
-            "SELECT session_id, id AS recording_id, 'original' AS role, original_name AS name"
-            " FROM recordings WHERE original_sha256 = ?1"
-            " UNION ALL SELECT session_id, id, 'access', original_name FROM recordings WHERE access_sha256 = ?1"
-            " UNION ALL SELECT r.session_id, r.id, 'transcript v' || t.version, r.original_name"
-            " FROM transcripts t JOIN recordings r ON t.recording_id = r.id WHERE t.sha256 = ?1",
-            (sha256,))
-        return [dict(r) for r in rows]
+            "SELECT original_sha256 AS sha256, session_id, id AS recording_id, 'original' AS role,"
+            " original_name AS name FROM recordings"
+            " UNION ALL SELECT access_sha256, session_id, id, 'access', original_name FROM recordings"
+            " WHERE access_sha256 IS NOT NULL"
+            " UNION ALL SELECT t.sha256, r.session_id, r.id, 'transcript v' || t.version, r.original_name"
+            " FROM transcripts t JOIN recordings r ON t.recording_id = r.id WHERE t.sha256 IS NOT NULL"
+            " UNION ALL SELECT c.sha256, r.session_id, r.id, 'sealed copy', r.original_name"
+            " FROM sealed_copies c JOIN recordings r ON c.recording_id = r.id")
+        owners: dict[str, list[dict]] = {}
+        for row in rows:
+            owner = dict(row)
+            owners.setdefault(owner.pop("sha256"), []).append(owner)
+        return owners
 
     def damaged_objects(self) -> list[dict]:
         """Objects whose last fixity check failed (they differed or were missing)."""

@@ -86,6 +86,7 @@ def verify(archive, session_id: str | None = None, older_than: dt.timedelta | No
         on_total(len(objects), sum(o["size"] for o in objects))
     report = FixityReport(run_id=catalog.start_fixity_run(scope), scope=scope)
     per_session: dict[str, list[int]] = {}  # session -> [checked, failed]
+    owners_of = catalog.object_owners()
     for obj in objects:
         sha = obj["sha256"]
         problem = None
@@ -100,7 +101,7 @@ def verify(archive, session_id: str | None = None, older_than: dt.timedelta | No
         catalog.mark_verified(sha, problem is None)
         report.checked += 1
         report.bytes += obj["size"]
-        owners = catalog.object_owners(sha)
+        owners = owners_of.get(sha, [])
         for session in {o["session_id"] for o in owners}:
             counts = per_session.setdefault(session, [0, 0])
             counts[0] += 1

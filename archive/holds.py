@@ -122,7 +122,9 @@ def apply_retention(archive, session_id: str, actor: str = "system") -> LockResu
 
 
 def _objects(catalog, session_id: str) -> list[str]:
-    return [o["sha256"] for o in catalog.list_objects(session_id=session_id)]
+    """What a hold or a retention period locks: every object retention would delete, the
+    silenced copies of sealed passages included."""
+    return catalog.session_objects(session_id)
 
 
 def _held_elsewhere(catalog, session_id: str) -> set[str]:

@@ -202,6 +202,18 @@ def test_sealed_copy_of_an_audio_recording_without_access_copy(filled, people):
                                 str(path)], capture_output=True, text=True, check=True).stdout
         assert "video" not in probe and "audio" in probe
 
+    # years later, a fixity run names the damaged copy by its recording, like any other object
+    from archive.fixity import verify
+    path = archive.store.path(copy["sha256"])
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    [problem] = verify(archive, actor="test").problems
+    assert problem.sha256 == copy["sha256"] and problem.problem == "differs"
+    assert [(o["recording_id"], o["role"]) for o in problem.owners] == [(audio, "sealed copy")]
+    assert "not attached to any recording" not in problem.describe() and "sealed copy" in problem.describe()
+
 
 def tcd(archive, *args):
     from click.testing import CliRunner
