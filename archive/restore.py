@@ -547,15 +547,14 @@ def _restore_rows(archive, source, doc: dict, restored: set[str], report: Restor
         restore_seals_and_notes(archive, doc)  # before anyone can read the restored text (issue 9)
         versions = sum(catalog.restore_transcript(t, segs) for t, segs in transcripts)
         history_added = catalog.restore_history(history, str(source.root)) if added else 0
-        for sha in restored:
-            if sha in {o["sha256"] for o in doc["objects"]}:
-                catalog.mark_verified(sha, True)
+        mine = restored & {o["sha256"] for o in doc["objects"]}
+        for sha in mine:
+            catalog.mark_verified(sha, True)
         if versions and not added:
             catalog.touch_session(sid)  # the search index picks up the restored versions
     report.recordings_added += recordings
     report.transcripts_added += versions
     report.history_added += history_added
-    mine = restored & {o["sha256"] for o in doc["objects"]}
     if added:
         report.sessions_added.append(sid)
     elif mine or recordings or versions:
