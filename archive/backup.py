@@ -45,7 +45,7 @@ import bagit
 from .catalog import now
 from .errors import IntegrityError, InvalidInput, NotFound, StorageError
 from .seals import viewer_entry as seal_viewer_entry
-from .store import CHUNK, fsync_dir, hash_file
+from .store import CHUNK, fsync_dir, hash_file, write_atomic
 
 MARKER = "tcd-backup.json"
 BAG_FORMAT = "tcd-bag/1"
@@ -232,13 +232,7 @@ def read_manifest(path: Path) -> dict[str, str]:
 
 
 def write_manifest(path: Path, entries: dict[str, str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        for name in sorted(entries):
-            f.write(f"{entries[name]}  {name}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, "".join(f"{entries[name]}  {name}\n" for name in sorted(entries)).encode("utf-8"))
 
 
 # -- the disk backup ----------------------------------------------------------------------------
@@ -434,12 +428,7 @@ def _save_bag_info(dest: Path, manifest: dict[str, str], sessions: int) -> None:
 def _write_marker(dest: Path, report: BackupReport, sessions: list[dict], manifest: dict) -> None:
     marker = {"format": BAG_FORMAT, "complete": True, "finished_at": now(), "backup_id": report.backup_id,
               "sessions": [d["session"]["id"] for d in sessions], "files": len(manifest)}
-    tmp = dest / (MARKER + ".tmp")
-    tmp.write_bytes(_json_bytes(marker))
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dest / MARKER)
-    fsync_dir(dest)
+    write_atomic(dest / MARKER, _json_bytes(marker))
 
 
 def read_marker(dest: Path) -> dict | None:

@@ -5,7 +5,9 @@ No other module reads configuration on its own; the command line and the web app
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,3 +99,34 @@ def load(home: str | os.PathLike | None = None, env: dict | None = None) -> Sett
         port=int(server.get("port", 8000)),
         env=env,
     )
+
+
+def set_setting(home: Path, section: str, key: str, value: str) -> None:
+    """Write `key = "value"` into `[section]` of HOME/tcd.toml, keeping its comments; the new
+    file must read back as TOML before it replaces the old one."""
+    from .store import write_atomic
+    path = Path(home) / "tcd.toml"
+    text = with_setting(path.read_text(encoding="utf-8") if path.exists() else "", section, key, value)
+    tomllib.loads(text)
+    write_atomic(path, text.encode("utf-8"))
+
+
+def with_setting(text: str, section: str, key: str, value: str) -> str:
+    """The text of a tcd.toml with `key = "value"` in `[section]`: its line replaced, or one added
+    at the section's end; every other line (and comment) kept as it is."""
+    line = f"{key} = {json.dumps(value, ensure_ascii=False)}"
+    lines = text.splitlines()
+    start = next((i for i, l in enumerate(lines) if l.strip() == f"[{section}]"), None)
+    if start is None:
+        return text.rstrip("\n") + f"\n\n[{section}]\n{line}\n"
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    active = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for i in range(start + 1, end):
+        if active.match(lines[i]):
+            lines[i] = line
+            return "\n".join(lines) + "\n"
+    insert_at = end
+    while insert_at > start + 1 and not lines[insert_at - 1].strip():
+        insert_at -= 1
+    lines.insert(insert_at, line)
+    return "\n".join(lines) + "\n"

@@ -13,7 +13,6 @@ left them unchecked) before it trusts them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -21,7 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import InvalidInput, StorageError
-from .store import LocalStore, Store
+from .config import set_setting
+from .store import LocalStore, Store, write_atomic
 
 SECRET_FILE_NAME = "s3-secret"
 
@@ -162,16 +162,11 @@ def switch_storage(settings, url: str) -> None:
         parts = parse_url(url)
         if parts["secret"]:
             secret_file = settings.home / SECRET_FILE_NAME
-            _write_private(secret_file, parts["secret"] + "\n")
+            write_atomic(secret_file, (parts["secret"] + "\n").encode("utf-8"), mode=0o600)
             url = strip_secret(url)
-    path = settings.home / "tcd.toml"
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    text = _set_key(text, "storage", "url", url)
-    if secret_file:
-        text = _set_key(text, "storage", "secret_file", str(secret_file))
-    tmp = path.with_name(".tcd.toml.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    if secret_file:  # first: a crash between the two leaves the old url, which still works
+        set_setting(settings.home, "storage", "secret_file", str(secret_file))
+    set_setting(settings.home, "storage", "url", url)
 
 
 def strip_secret(url: str) -> str:
@@ -179,30 +174,4 @@ def strip_secret(url: str) -> str:
     return re.sub(r"^(s3://[^:@/]*):[^@]*@", r"\1@", url)
 
 
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
-
-def _set_key(text: str, section: str, key: str, value: str) -> str:
-    """Set `key = "value"` in `[section]`: replace its line, or add one at the section's end."""
-    line = f"{key} = {json.dumps(value, ensure_ascii=False)}"
-    lines = text.splitlines()
-    start = next((i for i, l in enumerate(lines) if l.strip() == f"[{section}]"), None)
-    if start is None:
-        return text.rstrip("\n") + f"\n\n[{section}]\n{line}\n"
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
-    active = re.compile(rf"^\s*{re.escape(key)}\s*=")
-    for i in range(start + 1, end):
-        if active.match(lines[i]):
-            lines[i] = line
-            return "\n".join(lines) + "\n"
-    insert_at = end
-    while insert_at > start + 1 and not lines[insert_at - 1].strip():
-        insert_at -= 1
-    lines.insert(insert_at, line)
-    return "\n".join(lines) + "\n"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import unicodedata
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Callable
 from . import holds, users
 from .catalog import Session, now
 from .errors import InvalidInput, PermissionDenied
+from .store import write_atomic
 
 PERMANENT = "permanent"
 MAX_YEARS = 200
@@ -208,9 +208,5 @@ def apply_to_bag(archive, dest: Path, manifests: dict[str, dict[str, str]]) -> l
             logged.add(sid)
         removed.append(sid)
     if removed:
-        tmp = log_path.with_name(log_path.name + ".tmp")
-        tmp.write_text(json.dumps(log, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, log_path)
+        write_atomic(log_path, (json.dumps(log, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
     return removed

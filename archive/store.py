@@ -196,6 +196,22 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` all at once: a temporary file beside it, fsynced, renamed, and
+    the rename made durable; a crash leaves the old file or the new one, never half of one.
+    `mode` is the new file's (0o600 for secrets: it is never readable by others, not even briefly)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 def open_store(settings) -> Store:
     """The store that `settings.storage_url` names: `local` or `s3://…`."""
     url = settings.storage_url or "local"

@@ -17,7 +17,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import tomllib
 import urllib.error
 import urllib.request
 import zipfile
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from archive.config import Settings
+from archive.config import Settings, set_setting
 from archive.errors import ArchiveError, InvalidInput, NotFound, StorageUnavailable
 
 MODEL_SITE = "https://alphacephei.com/vosk/models/"
@@ -262,13 +261,7 @@ def use(settings: Settings, name: str) -> InstalledModel:
     if name not in names:
         raise NotFound(f"There is no installed model '{name}'; `tcd model list` shows "
                        f"{'them: ' + ', '.join(names) if names else 'none yet'}.")
-    path = settings.home / "tcd.toml"
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    new = _set_toml_value(text, "transcribe", "model", name)
-    tomllib.loads(new)  # never write a settings file that cannot be read back
-    tmp = path.with_name(".tcd.toml.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, path)
+    set_setting(settings.home, "transcribe", "model", name)
     return next(m for m in installed(_with_model(settings, name)) if m.name == name)
 
 
@@ -277,20 +270,3 @@ def _with_model(settings: Settings, name: str) -> Settings:
     return replace(settings, model=name)
 
 
-def _set_toml_value(text: str, table: str, key: str, value: str) -> str:
-    """Set `key = "value"` in `[table]`, keeping every other line (and comment) as it is."""
-    lines = text.splitlines()
-    quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    start = next((i for i, l in enumerate(lines) if l.strip() == f"[{table}]"), None)
-    if start is None:
-        return text.rstrip("\n") + f"\n\n[{table}]\n{key} = {quoted}\n"
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
-               len(lines))
-    key_re = re.compile(rf"^\s*{re.escape(key)}\s*=")
-    for i in range(start + 1, end):
-        if key_re.match(lines[i]):
-            lines[i] = f"{key} = {quoted}"
-            break
-    else:
-        lines.insert(start + 1, f"{key} = {quoted}")
-    return "\n".join(lines) + "\n"

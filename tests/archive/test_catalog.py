@@ -78,3 +78,24 @@ def test_versions_listed_without_their_segments(archive):
     light = cat.transcripts_for_recording(rec.id, with_segments=False)
     assert [len(t.segments) for t in full] == [1, 2] and [t.segments for t in light] == [[], []]
     assert [t.to_dict(with_segments=False) for t in light] == [t.to_dict(with_segments=False) for t in full]
+
+
+def test_write_atomic_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from archive import store
+    path = tmp_path / "tcd.toml"
+    store.write_atomic(path, "cũ\n".encode())
+    store.write_atomic(path, b"secret\n", mode=0o600)
+    assert path.read_bytes() == b"secret\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    def crash(src, dst):  # the machine stops between writing the new file and renaming it
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        store.write_atomic(path, b"half")
+    assert path.read_bytes() == b"secret\n"  # the old file, whole
+    monkeypatch.undo()
+    store.write_atomic(path, b"new\n")  # the leftover temporary file is no obstacle
+    assert path.read_bytes() == b"new\n" and [p.name for p in tmp_path.iterdir()] == ["tcd.toml"]
