@@ -2,7 +2,7 @@
 transcript files to download."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 
 from archive import seals, transcripts
@@ -10,7 +10,6 @@ from archive.errors import InvalidInput
 
 from . import finder
 from .auth import archive, record, require
-from .media import first_in_sitting
 
 bp = Blueprint("pages", __name__)
 
@@ -84,28 +83,3 @@ def session_page(session_id: str):
         start_at = 0.0
     record("session.view", session_id)
     return render_template("session.html", start_at=start_at, formats=transcripts.FORMATS, **view)
-
-
-@bp.route("/sessions/<session_id>/transcript.<fmt>")
-@require("download")
-def transcript_file(session_id: str, fmt: str):
-    if fmt not in transcripts.FORMATS:
-        abort(404)  # DOCX is served by web.transcripts, which is registered first
-    view = session_view(session_id)
-    wanted = request.args.get("recording")
-    candidates = [r for r in view["recordings"] if r["transcript"]
-                  and (not wanted or r["recording"].id == wanted)]
-    if not candidates:
-        abort(404)
-    rec, transcript = candidates[0]["recording"], candidates[0]["transcript"]
-    captions = request.args.get("captions") == "1"
-    if not captions or first_in_sitting("captions", rec.id):
-        record("download", session_id, rec.id, format=fmt, version=transcript.version,
-               captions=captions)
-    meta = {"session_id": session_id, "recording_id": rec.id, "version": transcript.version,
-            "kind": transcript.kind, "author": transcript.author}
-    body = transcripts.render(transcript.segments, fmt, meta)
-    name = f"{session_id}-{rec.id}-v{transcript.version}.{fmt}"
-    disposition = "inline" if captions else f'attachment; filename="{name}"'
-    return Response(body, mimetype=transcripts.MEDIA_TYPES[fmt].split(";")[0],
-                    headers={"Content-Disposition": disposition})

@@ -20,6 +20,7 @@ from archive.transcripts import clean_text
 
 from .auth import archive, record, require
 from .finder import reindex as _reindex
+from .media import first_in_sitting
 
 bp = Blueprint("transcripts", __name__)
 
@@ -61,23 +62,32 @@ def _send(exported: minutes.Export) -> Response:
 
 # -- downloads ---------------------------------------------------------------------------------
 
-@bp.route("/sessions/<session_id>/transcript.docx")
+@bp.route("/sessions/<session_id>/transcript.<fmt>")
 @require("download")
-def minutes_docx(session_id: str):
-    """The minutes of a session from the current transcript of its first transcribed recording
-    (or of `?recording=`), or from `?version=`."""
+def session_file(session_id: str, fmt: str):
+    """The current transcript (or `?version=`) of the session's first transcribed recording (or
+    of `?recording=`) in any export format: the .docx minutes, or a file to save; with
+    `?captions=1`, the player's captions, shown inline and audited once per sitting."""
     catalog = archive().catalog
-    session = catalog.find_session(session_id)
-    if session is None:
+    if fmt not in minutes.EXPORT_FORMATS or catalog.find_session(session_id) is None:
         abort(404)
     wanted = request.args.get("recording")
     version = request.args.get("version", type=int)
-    for rec in catalog.recordings_for_session(session.id):
-        if (wanted and rec.id != wanted) or catalog.current_transcript(rec.id) is None:
+    captions = request.args.get("captions") == "1"
+    for rec in catalog.recordings_for_session(session_id):
+        if wanted and rec.id != wanted:
             continue
-        exported, transcript = minutes.export(archive(), rec.id, version, "docx", reader=current_user)
-        record("download", session.id, rec.id, format="docx", version=transcript.version)
-        return _send(exported)
+        try:
+            exported, transcript = minutes.export(archive(), rec.id, version, fmt, reader=current_user)
+        except NotFound:   # no transcript yet (or not that version): the next recording
+            continue
+        if not captions or first_in_sitting("captions", rec.id):
+            record("download", session_id, rec.id, format=fmt, version=transcript.version,
+                   **({"captions": True} if captions else {}))
+        response = _send(exported)
+        if captions:
+            response.headers["Content-Disposition"] = "inline"
+        return response
     abort(404)
 
 
