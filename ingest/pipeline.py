@@ -51,6 +51,21 @@ class Stop(Exception):
         self.status, self.message = status, message
 
 
+def _ending(exc: Exception, job_id: int, stage: str) -> tuple[str, str, str]:
+    """How a stage that raised `exc` ends: (stage status, job status, message)."""
+    if isinstance(exc, Stop):
+        return "done", exc.status, exc.message
+    if isinstance(exc, InvalidMedia):
+        return "failed", "refused", str(exc)
+    if isinstance(exc, StorageUnavailable):
+        return "failed", "waiting", f"Waiting for the object store: {exc}"
+    if isinstance(exc, ArchiveError):
+        return "failed", "failed", str(exc)
+    # a bug must fail one job, not the whole command
+    log.error("job %s stage %s crashed:\n%s", job_id, stage, traceback.format_exc())
+    return "failed", "failed", f"Unexpected error in stage {stage}: {type(exc).__name__}: {exc}"
+
+
 @dataclass
 class JobContext:
     archive: Archive
@@ -269,33 +284,16 @@ class Runner:
             ctx = JobContext(self.archive, job_id, workdir, self._progress(job, name), self.workers)
             try:
                 self._with_retry(stage, ctx)
-            except Stop as stop:
-                catalog.stage_finished(job_id, name, "done", time.monotonic() - started, stop.message)
-                catalog.update_job(job_id, status=stop.status, message=stop.message, progress=1.0)
-                return self._outcome(job_id)
-            except InvalidMedia as exc:
-                catalog.stage_finished(job_id, name, "failed", time.monotonic() - started, str(exc))
-                catalog.update_job(job_id, status="refused", message=str(exc))
-                return self._outcome(job_id)
-            except StorageUnavailable as exc:
-                catalog.stage_finished(job_id, name, "failed", time.monotonic() - started, str(exc))
-                catalog.update_job(job_id, status="waiting", message=f"Waiting for the object store: {exc}")
-                return self._outcome(job_id)
-            except ArchiveError as exc:
-                catalog.stage_finished(job_id, name, "failed", time.monotonic() - started, str(exc))
-                catalog.update_job(job_id, status="failed", message=str(exc))
-                return self._outcome(job_id)
-            except Exception as exc:  # a bug must fail one job, not the whole command
-                log.error("job %s stage %s crashed:\n%s", job_id, name, traceback.format_exc())
-                message = f"Unexpected error in stage {name}: {type(exc).__name__}: {exc}"
-                catalog.stage_finished(job_id, name, "failed", time.monotonic() - started, message)
-                catalog.update_job(job_id, status="failed", message=message)
+            except Exception as exc:
+                stage_status, status, message = _ending(exc, job_id, name)
+                catalog.stage_finished(job_id, name, stage_status, time.monotonic() - started, message)
+                catalog.update_job(job_id, status=status, message=message,
+                                   **({"progress": 1.0} if isinstance(exc, Stop) else {}))
                 return self._outcome(job_id)
             catalog.stage_finished(job_id, name, "done", time.monotonic() - started)
             log.info("job %s: %s done in %.1f s", job_id, name, time.monotonic() - started)
         shutil.rmtree(workdir, ignore_errors=True)
-        message = catalog.get_job(job_id).message
-        catalog.update_job(job_id, status="done", progress=1.0, message=message)
+        catalog.update_job(job_id, status="done", progress=1.0)  # the message a stage left stays
         return self._outcome(job_id)
 
     def _with_retry(self, stage, ctx: JobContext) -> None:

@@ -116,6 +116,23 @@ def test_vietnamese_names_and_folders(archive, media, tmp_path):
     assert session.held_on == "2025-03-14" and "Đắk Lắk" in session.title
 
 
+def test_a_crash_in_a_stage_fails_that_job_only_and_keeps_the_original(archive, media, monkeypatch):
+    first, second = media("h264_aac_mp4"), media("mp3")
+    real = pipeline.transcode
+
+    def transcode(ctx):  # a bug, for the first file only
+        if ctx.job.source_name == first.name:
+            raise KeyError("codec_name")
+        return real(ctx)
+    transcode.__name__ = "transcode"
+    runner = pipeline.Runner(archive)
+    runner.stages = [transcode if s is real else s for s in runner.stages]
+    crashed, fine = pipeline.ingest_paths(archive, [first, second], runner=runner)
+    assert (crashed.status, fine.status) == ("failed", "done")
+    assert crashed.message == "Unexpected error in stage transcode: KeyError: 'codec_name'"
+    assert archive.store.rehash(hash_file(first)[0]) == hash_file(first)[0]  # preserved before the crash
+
+
 def test_disk_full_while_storing_loses_nothing_and_resumes(archive, media, monkeypatch):
     src = media("h264_aac_mp4")
     from archive import store as store_module
