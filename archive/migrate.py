@@ -21,7 +21,7 @@ from typing import Callable
 
 from .errors import InvalidInput, StorageError
 from .config import set_setting
-from .store import LocalStore, Store, write_atomic
+from .store import Store, open_store, write_atomic
 
 SECRET_FILE_NAME = "s3-secret"
 
@@ -49,16 +49,6 @@ class MigrationReport:
         return f"{done}; the storage setting was not changed."
 
 
-def target_store(archive, url: str) -> Store:
-    """The store a migration writes to; `local` is the data folder's objects/."""
-    if url == "local":
-        return LocalStore(archive.settings.objects_dir)
-    if url.startswith("s3://"):
-        from .s3store import S3Store
-        return S3Store.from_url(url, archive.settings)
-    raise InvalidInput("Give the target as `local` or s3://ACCESS@HOST:PORT/BUCKET?secure=false.")
-
-
 def migrate(archive, url: str, actor: str = "system",
             on_object: Callable[[str, int, str], None] | None = None,
             create_bucket: bool = False) -> MigrationReport:
@@ -66,7 +56,7 @@ def migrate(archive, url: str, actor: str = "system",
 
     `on_object(sha256, size, what)` is called after each object ("copied", "already",
     "rechecked"); it may raise (KeyboardInterrupt) to stop: the next run resumes."""
-    source, target = archive.store, target_store(archive, url)
+    source, target = archive.store, open_store(archive.settings, url)
     if source.describe() == target.describe():
         raise InvalidInput(f"The archive already keeps its objects in {target.describe()}.")
     if create_bucket and hasattr(target, "create_bucket"):

@@ -212,9 +212,10 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
-def open_store(settings) -> Store:
-    """The store that `settings.storage_url` names: `local` or `s3://…`."""
-    url = settings.storage_url or "local"
+def open_store(settings, url: str | None = None) -> Store:
+    """The store that `url` (by default `settings.storage_url`) names: `local`, the data
+    folder's objects/, or `s3://…`."""
+    url = url or settings.storage_url or "local"
     if url == "local":
         return LocalStore(settings.objects_dir)
     if url.startswith("s3://"):

@@ -190,3 +190,12 @@ def test_the_ledger_ignores_a_torn_last_line(tmp_path):
     with open(ledger.path, "a") as f:
         f.write("b" * 20)  # a crash in the middle of a write
     assert ledger.read() == {"a" * 64}
+
+
+def test_a_target_that_is_no_store_is_refused_and_nothing_changes(home):
+    open_archive(home, env={}).catalog.close()  # writes the default tcd.toml
+    before = (home / "tcd.toml").read_text()
+    result = CliRunner().invoke(main, ["--home", str(home), "storage", "migrate", "--to", "ftp://h/x"],
+                                env=CLEAN_ENV)
+    assert result.exit_code == 1 and "Unknown storage 'ftp://h/x'" in result.output
+    assert (home / "tcd.toml").read_text() == before
