@@ -369,8 +369,8 @@ def _disk_sentence(exc: OSError, dest: Path) -> str:
             "connected and writable and run the backup again: it goes on from where it stopped.")
 
 
-def _prepare_destination(dest: Path) -> None:
-    """A clear sentence for a destination that cannot hold a bag, before anything is written."""
+def check_writable(dest: Path) -> None:
+    """A clear sentence for a backup destination that cannot be written, before anything is."""
     try:
         dest.mkdir(parents=True, exist_ok=True)
         probe = dest / ".tcd-write-test"
@@ -379,6 +379,11 @@ def _prepare_destination(dest: Path) -> None:
     except OSError as exc:
         raise StorageError(f"Cannot write to the backup destination {dest} ({exc.strerror or exc}); "
                            "choose a folder on a disk that is connected and writable.") from exc
+
+
+def _prepare_destination(dest: Path) -> None:
+    """The same, and a folder that is empty or an earlier TCD backup."""
+    check_writable(dest)
     if not (dest / "bagit.txt").exists() and any(p.name != TMP_DIR for p in dest.iterdir()):
         raise InvalidInput(f"{dest} holds other files and is not a TCD backup; choose an empty "
                            "folder or the folder of an earlier TCD backup.")

@@ -37,9 +37,10 @@ from typing import BinaryIO, Callable, Iterable
 import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
-from .backup import BackupReport, Item, _json_bytes, failures_recorded, session_document, viewer_files
+from .backup import (BackupReport, Item, _json_bytes, check_writable, failures_recorded, session_document,
+                     viewer_files)
 from .catalog import now
-from .errors import IntegrityError, InvalidInput, StorageError
+from .errors import IntegrityError, InvalidInput
 from .store import CHUNK, hash_stream
 
 SET_FORMAT = "tcd-disc-set/1"
@@ -284,13 +285,7 @@ def backup_disc(archive, dest, media: str | int = "cd", label: str = "", actor: 
     started = time.monotonic()
     size = media_size(media)
     dest = Path(dest).expanduser().absolute()
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-        (dest / ".tcd-write-test").write_bytes(b"ok")
-        (dest / ".tcd-write-test").unlink()
-    except OSError as exc:
-        raise StorageError(f"Cannot write to the destination {dest} ({exc.strerror or exc}); choose a "
-                           "folder on a disk that is connected and writable.") from exc
+    check_writable(dest)
     catalog = archive.catalog
     ids = list(session_ids) if session_ids else [s.id for s in catalog.list_sessions()]
     docs = [session_document(archive, sid) for sid in sorted(ids, key=lambda i: (catalog.get_session(i).held_on, i))]

@@ -234,3 +234,13 @@ def test_an_image_that_does_not_open_counts_as_a_missing_disc(two_sessions, tmp_
     # the second session's documents went on its first disc, the broken one: each is named
     assert any(f"transcript v1 of recording {two_sessions['wav']}" in p for p in result.problems)
     assert fresh.catalog.get_recording(two_sessions["wav"]).original_name == LONG_NAME
+
+
+def test_an_unwritable_destination_is_one_sentence_before_any_work(two_sessions, tmp_path):
+    from archive.errors import StorageError
+    arch = two_sessions["archive"]
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match="Cannot write to the backup destination"):
+        backup_disc(arch, blocker / "discs", DISC)
+    assert arch.catalog.list_backups() == []  # refused before a backup was started
