@@ -47,12 +47,23 @@ class Archive:
         return self.catalog.append_audit(actor, action, session_id, target, detail)
 
     def secret_key(self) -> bytes:
-        """The site's secret (cookie signing), created once with permissions 0600."""
+        """The site's secret (cookie signing), created once with permissions 0600. It is written
+        whole under another name and linked into place, so processes starting together (the
+        workers of `tcd serve`) all read the one that won, never a half-written one."""
         path = self.settings.secret_key_path
         if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            part = path.with_name(f"{path.name}.{os.getpid()}.part")
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(os.urandom(32).hex().encode())
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(part, path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+            finally:
+                part.unlink()
         os.chmod(path, 0o600)
         return path.read_bytes().strip()
 

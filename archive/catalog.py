@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field, fields
@@ -269,6 +271,47 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX citations_recording ON citations(recording_id, version);
     """,
+    # web server state shared by its processes: failed sign-ins (per user name and per address),
+    # the plays already audited in a sitting (a SHA-256 of the sitting, never its token), and the
+    # uploads with the process that runs them. Times the throttle compares are epoch seconds.
+    """
+    CREATE TABLE sign_in_failures (
+        scope        TEXT NOT NULL,         -- user | address
+        key          TEXT NOT NULL,
+        failures     INTEGER NOT NULL,
+        last         REAL NOT NULL,
+        locked_until REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX sign_in_failures_last ON sign_in_failures(scope, last);
+    CREATE TABLE sitting_marks (
+        sitting TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        item    TEXT NOT NULL,
+        at      TEXT NOT NULL,
+        PRIMARY KEY (sitting, kind, item)
+    ) WITHOUT ROWID;
+    CREATE INDEX sitting_marks_at ON sitting_marks(at);
+    CREATE TABLE uploads (
+        seq           INTEGER PRIMARY KEY,
+        id            TEXT NOT NULL UNIQUE,
+        user          TEXT NOT NULL,
+        names         TEXT NOT NULL,        -- JSON list
+        sizes         TEXT NOT NULL,        -- JSON list
+        session_id    TEXT,
+        meta          TEXT NOT NULL DEFAULT 'null',
+        point         TEXT NOT NULL DEFAULT '',
+        status        TEXT NOT NULL,        -- queued | running | done | failed
+        outcomes      TEXT NOT NULL DEFAULT '[]',
+        message       TEXT NOT NULL DEFAULT '',
+        folder        TEXT NOT NULL,
+        owner_pid     INTEGER NOT NULL,
+        owner_started REAL NOT NULL,        -- the owner's start time: a reused pid is not the owner
+        created_at    TEXT NOT NULL,
+        finished_at   TEXT
+    );
+    CREATE INDEX uploads_status ON uploads(status);
+    """,
 ]
 
 GENESIS_HASH = "0" * 64
@@ -414,16 +457,28 @@ class Catalog:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._local = threading.local()
-        # Writers of this process queue here, woken at once, rather than in SQLite's busy
-        # handler, which sleeps and retries (tail latencies of 100+ ms under the web server).
-        self._write_lock = threading.Lock()
+        self._pid = 0
+        self._own_process()
         self._migrate()
+
+    def _own_process(self) -> None:
+        """Connections and locks of this process: after a fork (`tcd serve` workers) the parent's
+        are not the child's to use."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._local = threading.local()
+        # Writers queue here, woken at once, rather than in SQLite's busy handler, which sleeps
+        # and retries (tail latencies of 100+ ms under the web server): the threads of this
+        # process on a lock, then the processes on an flock of a file beside the catalog.
+        self._write_lock = threading.Lock()
+        self._writers_file = None
 
     # -- connections and transactions -------------------------------------------------------
 
     @property
     def db(self) -> sqlite3.Connection:
+        self._own_process()
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -451,16 +506,34 @@ class Catalog:
         # after as long as SQLite would wait, go on and let SQLite's own timeout decide
         queued = self._write_lock.acquire(timeout=self.WRITE_QUEUE_TIMEOUT)
         try:
-            db.execute("BEGIN IMMEDIATE")
+            # Held for one transaction only, and dropped by the kernel if its holder dies.
+            writers = self._writers() if queued else None
+            if writers is not None:
+                fcntl.flock(writers, fcntl.LOCK_EX)
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                if writers is not None:
+                    fcntl.flock(writers, fcntl.LOCK_UN)
         finally:
             if queued:
                 self._write_lock.release()
+
+    def _writers(self):
+        """The open file whose flock queues writers across processes; None where it cannot be
+        made (a read-only folder: SQLite's busy handler then orders the writers)."""
+        if self._writers_file is None:
+            try:
+                self._writers_file = open(self.path.with_name(self.path.name + "-writers"), "ab")
+            except OSError:
+                return None
+        return self._writers_file
 
     def _migrate(self) -> None:
         with self.transaction() as db:
@@ -1212,6 +1285,104 @@ class Catalog:
                        (doc["session_id"], doc["recording_id"], doc["start"], doc["end"], doc["reason"],
                         doc["sealed_by"], doc["sealed_at"], doc.get("removed_by"), doc.get("removed_at")))
         return True
+
+    # -- web server state shared by its processes -------------------------------------------------
+
+    def sign_in_failure(self, scope: str, key: str) -> dict | None:
+        """The failed sign-ins counted for `key` in `scope`: failures, last and locked_until
+        (epoch seconds), or None."""
+        row = self.db.execute("SELECT failures, last, locked_until FROM sign_in_failures"
+                              " WHERE scope = ? AND key = ?", (scope, key)).fetchone()
+        return dict(row) if row else None
+
+    def set_sign_in_failure(self, scope: str, key: str, failures: int, last: float,
+                            locked_until: float) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO sign_in_failures (scope, key, failures, last, locked_until)"
+                       " VALUES (?, ?, ?, ?, ?)", (scope, key, failures, last, locked_until))
+
+    def forget_sign_in_failure(self, scope: str, key: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM sign_in_failures WHERE scope = ? AND key = ?", (scope, key))
+
+    def prune_sign_in_failures(self, scope: str, quiet_since: float, now: float, keep: int) -> int:
+        """Forget the keys of `scope` with no failure since `quiet_since` and no longer locked;
+        if more than `keep` remain, forget the least recent too. Returns how many went."""
+        with self.transaction() as db:
+            gone = db.execute("DELETE FROM sign_in_failures WHERE scope = ? AND last < ? AND locked_until <= ?",
+                              (scope, quiet_since, now)).rowcount
+            count = db.execute("SELECT count(*) FROM sign_in_failures WHERE scope = ?", (scope,)).fetchone()[0]
+            if count > keep:
+                gone += db.execute("DELETE FROM sign_in_failures WHERE scope = ? AND key IN (SELECT key"
+                                   " FROM sign_in_failures WHERE scope = ? ORDER BY last LIMIT ?)",
+                                   (scope, scope, count - keep)).rowcount
+        return gone
+
+    def mark_sitting(self, sitting: str, kind: str, item: str, forget_before: str | None = None) -> bool:
+        """Note that `kind` happened to `item` in `sitting` (a digest); True if it is the first
+        time. Marks made before `forget_before` (a catalog time) are dropped first."""
+        with self.transaction() as db:
+            if forget_before:
+                db.execute("DELETE FROM sitting_marks WHERE at < ?", (forget_before,))
+            return db.execute("INSERT OR IGNORE INTO sitting_marks (sitting, kind, item, at) VALUES (?, ?, ?, ?)",
+                              (sitting, kind, item, now())).rowcount == 1
+
+    UPLOAD_JSON_FIELDS = ("names", "sizes", "meta", "outcomes")
+    UPLOAD_CHANGES = ("status", "outcomes", "message", "finished_at")
+
+    def add_upload(self, upload: dict, owner_pid: int, owner_started: float, keep: int) -> None:
+        """Record an upload run by the process `owner_pid`; of the finished uploads, those older
+        than the newest `keep` are forgotten (the audit log keeps who uploaded what)."""
+        values = {k: json.dumps(upload.get(k), ensure_ascii=False) if k in self.UPLOAD_JSON_FIELDS
+                  else upload.get(k) for k in ("id", "user", "names", "sizes", "session_id", "meta", "point",
+                                               "status", "outcomes", "message", "folder", "created_at")}
+        with self.transaction() as db:
+            db.execute("INSERT INTO uploads (id, user, names, sizes, session_id, meta, point, status, outcomes,"
+                       " message, folder, created_at, owner_pid, owner_started) VALUES (:id, :user, :names,"
+                       " :sizes, :session_id, :meta, :point, :status, :outcomes, :message, :folder, :created_at,"
+                       " :pid, :started)", {**values, "pid": owner_pid, "started": owner_started})
+            db.execute("DELETE FROM uploads WHERE status NOT IN ('queued', 'running') AND seq <="
+                       " (SELECT seq FROM uploads ORDER BY seq DESC LIMIT 1 OFFSET ?)", (keep,))
+
+    def update_upload(self, upload_id: str, **changes: Any) -> None:
+        unknown = set(changes) - set(self.UPLOAD_CHANGES)
+        if unknown:
+            raise InvalidInput(f"An upload has no changeable field {', '.join(sorted(unknown))}.")
+        values = [json.dumps(v, ensure_ascii=False) if k in self.UPLOAD_JSON_FIELDS else v
+                  for k, v in changes.items()]
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with self.transaction() as db:
+            db.execute(f"UPDATE uploads SET {sets} WHERE id = ?", [*values, upload_id])
+
+    def fail_unfinished_upload(self, upload_id: str, message: str) -> bool:
+        """Mark an upload failed if it is still queued or running; False if it had ended."""
+        with self.transaction() as db:
+            return db.execute("UPDATE uploads SET status = 'failed', message = ?, finished_at = ?"
+                              " WHERE id = ? AND status IN ('queued', 'running')",
+                              (message, now(), upload_id)).rowcount == 1
+
+    def get_upload(self, upload_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM uploads WHERE id = ?", (upload_id,)).fetchone()
+        return _upload(row) if row else None
+
+    def list_uploads(self, user: str | None = None, limit: int = 200) -> list[dict]:
+        """The newest uploads first, with their owner (pid and start time) and folder."""
+        sql, args = "SELECT * FROM uploads", []
+        if user is not None:
+            sql, args = sql + " WHERE user = ?", [user]
+        return [_upload(r) for r in self.db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit])]
+
+    def unfinished_uploads(self) -> list[dict]:
+        rows = self.db.execute("SELECT * FROM uploads WHERE status IN ('queued', 'running') ORDER BY seq")
+        return [_upload(r) for r in rows]
+
+
+def _upload(row: sqlite3.Row) -> dict:
+    values = dict(row)
+    values.pop("seq")
+    for name in Catalog.UPLOAD_JSON_FIELDS:
+        values[name] = json.loads(values[name])
+    return values
 
 
 def _session_values(meta: dict) -> dict:

@@ -30,6 +30,8 @@ workers = 0
 [server]
 host = "127.0.0.1"
 port = 8000
+# Processes answering requests (each uses one core); 0 means one per core.
+processes = 0
 """
 
 
@@ -42,6 +44,7 @@ class Settings:
     workers: int = 0
     host: str = "127.0.0.1"
     port: int = 8000
+    processes: int = 0
     env: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -76,6 +79,10 @@ class Settings:
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)
 
+    @property
+    def server_processes(self) -> int:
+        return self.processes if self.processes > 0 else (os.cpu_count() or 1)
+
 
 def load(home: str | os.PathLike | None = None, env: dict | None = None) -> Settings:
     """Settings for the data folder `home` (else TCD_HOME, else ./tcd-data), creating it."""
@@ -97,6 +104,7 @@ def load(home: str | os.PathLike | None = None, env: dict | None = None) -> Sett
         workers=int(transcribe.get("workers", 0)),
         host=server.get("host", "127.0.0.1"),
         port=int(server.get("port", 8000)),
+        processes=int(server.get("processes", 0)),
         env=env,
     )
 

@@ -1,13 +1,15 @@
-"""Web benchmark: `tcd serve` on the sample session in one process, driven from this one by
-concurrent clients (threads, each with its own keep-alive connection and signed-in session)
-mixing searches, session pages and byte-range reads of the access copy, on loopback only. The
-clients are spread over several processes so that the load generator's own GIL does not add to
-the latencies it measures.
+"""Web benchmark: `tcd serve` on the sample session, driven from this process by concurrent
+clients (threads, each with its own keep-alive connection and signed-in session) mixing searches,
+session pages and byte-range reads of the access copy, on loopback only. The clients are spread
+over several processes so that the load generator's own GIL does not add to the latencies it
+measures. The server runs as configured (one process per core by default), then, as the baseline
+in the same run, as one process.
 
     .venv/bin/python bench/web.py [--clients 50] [--seconds 60] [--think 0] [--client-processes 4]
-                                  [--threads 4] [--home DIR] [--keep]
+                                  [--threads 4] [--processes N] [--no-baseline] [--home DIR] [--keep]
 
-Prints requests per second and p50/p95/p99 latency per kind of request, and the errors.
+Prints requests per second and p50/p95/p99 latency per kind of request, the errors, and the
+ratios against the one-process baseline.
 Targets: no errors; p95 under 200 ms for a search and under 50 ms for a range read.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ import queue
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -167,6 +170,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--threads", type=int, default=THREADS,
                         help=f"Server threads (tcd serve --threads; default {THREADS}).")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="Server processes (tcd serve --processes; default 0: one per core).")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="Skip the second run on one server process.")
     parser.add_argument("--client-processes", type=int, default=4,
                         help="Processes the clients are spread over (default 4; 1: all in this one).")
     parser.add_argument("--think", type=float, default=0.0,
@@ -180,11 +187,29 @@ def main() -> None:
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="tcd-bench-web-")) / "tcd-data"
     print(f"Preparing the sample session in {home} …", flush=True)
     data = prepare(home)
+    try:
+        measured = measure(home, data, args, args.processes or psutil.cpu_count())
+        if not args.no_baseline and measured["processes"] > 1:
+            print("\nBaseline: the same load on one server process.", flush=True)
+            baseline = measure(home, data, args, 1)
+            print(f"\n{measured['processes']} processes against 1: throughput "
+                  f"{measured['rate'] / baseline['rate']:.2f}x, search p95 "
+                  f"{measured['search95']:.0f} ms against {baseline['search95']:.0f} ms "
+                  f"({baseline['search95'] / measured['search95']:.2f}x faster), range p95 "
+                  f"{measured['range95']:.0f} ms against {baseline['range95']:.0f} ms")
+    finally:
+        if not args.home and not args.keep:
+            shutil.rmtree(home.parent, ignore_errors=True)
+
+
+def measure(home: Path, data: dict, args, server_processes: int) -> dict:
+    """Start `tcd serve`, run the clients against it, print the report; its main figures."""
     port = free_port()
     log_path = home / "serve.log"  # a file, not a pipe nobody reads: a full pipe would block the server
     log = open(log_path, "wb")
     server = subprocess.Popen([TCD, "--home", str(home), "serve", "--host", "127.0.0.1",
-                               "--port", str(port), "--threads", str(args.threads)],
+                               "--port", str(port), "--threads", str(args.threads),
+                               "--processes", str(server_processes)],
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_healthy(port, server, log_path)
@@ -199,12 +224,14 @@ def main() -> None:
         for c in clients:
             c.start()
         gate.wait(timeout=300)  # every client signed in: the clock starts now
-        proc = psutil.Process(server.pid)
-        proc.cpu_percent()
+        # the server's processes: the one started, and its workers when it has several
+        serving = [psutil.Process(server.pid)] + psutil.Process(server.pid).children()
+        for proc in serving:
+            proc.cpu_percent()
         started = time.monotonic()
         peak_rss, received = 0, 0
         while received < processes:
-            peak_rss = max(peak_rss, proc.memory_info().rss)
+            peak_rss = max(peak_rss, sum(proc.memory_info().rss for proc in serving))
             try:
                 part = out.get(timeout=0.5)
             except queue.Empty:
@@ -217,23 +244,23 @@ def main() -> None:
                 results["latency"][kind].extend(values)
             results["errors"].extend(part["errors"])
             results["cpu"] += part["cpu"]
-        cpu = proc.cpu_percent()
+        cpu = sum(proc.cpu_percent() for proc in serving)
         for c in clients:
             c.join()
         args.client_processes = processes
-        report(results, wall, args, peak_rss, cpu)
+        figures = report(results, wall, args, server_processes, peak_rss, cpu)
         warnings = [l for l in log_path.read_text(errors="replace").splitlines() if "WARNING" in l or "ERROR" in l]
         if warnings:
             print(f"server log: {len(warnings)} warnings/errors, the last: {warnings[-1]}")
+        return figures
     finally:
         server.terminate()
         try:
-            server.wait(timeout=10)
+            server.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
         log.close()
-        if not args.home and not args.keep:
-            shutil.rmtree(home.parent, ignore_errors=True)
 
 
 def wait_healthy(port: int, server: subprocess.Popen, log_path: Path, timeout: float = 120) -> None:
@@ -252,13 +279,14 @@ def wait_healthy(port: int, server: subprocess.Popen, log_path: Path, timeout: f
     sys.exit("tcd serve did not answer /healthz in time.")
 
 
-def report(results: dict, wall: float, args, peak_rss: int, cpu: float) -> None:
+def report(results: dict, wall: float, args, server_processes: int, peak_rss: int, cpu: float) -> dict:
     total = sum(len(v) for v in results["latency"].values())
     errors = results["errors"]
-    print(f"\n{args.clients} clients (think {args.think:g} s), {wall:.1f} s, server threads {args.threads}, "
+    print(f"\n{args.clients} clients (think {args.think:g} s), {wall:.1f} s, server processes "
+          f"{server_processes} x threads {args.threads}, "
           f"{psutil.cpu_count()} cores, load average {args.load_before:.1f} before, {psutil.getloadavg()[0]:.1f} after")
     print(f"{total} requests, {total / wall:.1f} requests/s, {len(errors)} errors; "
-          f"server peak RSS {peak_rss / 2**20:.0f} MB, CPU {cpu:.0f}% (100% = one core)")
+          f"server peak RSS {peak_rss / 2**20:.0f} MB (all processes), CPU {cpu:.0f}% (100% = one core)")
     print(f"load generator: {args.client_processes} processes, CPU {100 * results['cpu'] / wall:.0f}% "
           f"(sign-in included)")
     print(f"{'kind':<8} {'count':>7} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
@@ -272,6 +300,8 @@ def report(results: dict, wall: float, args, peak_rss: int, cpu: float) -> None:
     range95 = percentile([v * 1000 for v in results["latency"]["range"]], 95)
     verdict = "met" if not errors and search95 < 200 and range95 < 50 else "NOT met"
     print(f"Targets (no errors, search p95 < 200 ms, range p95 < 50 ms): {verdict}")
+    return {"processes": server_processes, "rate": total / wall, "search95": search95,
+            "range95": range95, "errors": len(errors)}
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ writes on their behalf.
 
 Sessions are Flask-Login's signed cookie; the user is loaded from the catalog on each request,
 so disabling a user ends their sessions at once. Failed sign-ins are throttled per user name
-and per address (`web.throttle`).
+and per address (`web.throttle`), with the counts in the catalog so every server process sees them.
 """
 from __future__ import annotations
 
@@ -52,11 +52,12 @@ def archive() -> Archive:
 def init_app(app) -> None:
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
+    catalog = app.extensions["tcd"].catalog  # the counts are shared by all server processes
     app.extensions["tcd_throttle"] = {
-        "user": Throttle(app.config["LOGIN_FREE_TRIES_USER"], app.config["LOGIN_DELAY"],
+        "user": Throttle(catalog, "user", app.config["LOGIN_FREE_TRIES_USER"], app.config["LOGIN_DELAY"],
                          app.config["LOGIN_MAX_DELAY"]),
-        "address": Throttle(app.config["LOGIN_FREE_TRIES_ADDRESS"], app.config["LOGIN_DELAY"],
-                            app.config["LOGIN_MAX_DELAY"]),
+        "address": Throttle(catalog, "address", app.config["LOGIN_FREE_TRIES_ADDRESS"],
+                            app.config["LOGIN_DELAY"], app.config["LOGIN_MAX_DELAY"]),
     }
 
 

@@ -1,9 +1,12 @@
-"""`tcd serve`: the web application on waitress (threads), bound to loopback unless told otherwise."""
+"""`tcd serve`: the web application on waitress (threads in each of one or more processes), bound
+to loopback unless told otherwise."""
 from __future__ import annotations
 
 import ipaddress
 import logging
 import os
+import socket
+import sys
 import tempfile
 
 import click
@@ -11,7 +14,7 @@ import waitress
 
 from archive.cli import pass_ctx
 
-from . import create_app, dispatch
+from . import create_app, dispatch, workers
 
 # Requests served at once. Requests are mostly Python under one GIL: more threads than this only
 # add switching (bench/web.py, 50 clients: 16 threads served 160-230 requests/s, 4 served 250-280).
@@ -28,15 +31,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve_app(archive, host: str, port: int, threads: int = THREADS, echo=click.echo) -> None:
-    """Run the application until interrupted."""
+def serve_app(archive, host: str, port: int, threads: int = THREADS, processes: int = 1,
+              echo=click.echo) -> int:
+    """Run the application until interrupted; the exit status (0: stopped as asked)."""
     if not os.environ.get("TMPDIR"):
         # waitress spools request bodies (uploads) to temporary files: keep them on the
         # archive's disk, not in a /tmp that may be small or in memory.
         spool = archive.settings.staging_dir / ".spool"
         spool.mkdir(parents=True, exist_ok=True)
         tempfile.tempdir = str(spool)
-    app = create_app(archive)
     # waitress warns of every request that waits for a thread: under load, that is one line (and
     # its formatting) per request in the server's output, telling nothing a slow page does not.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
@@ -44,19 +47,48 @@ def serve_app(archive, host: str, port: int, threads: int = THREADS, echo=click.
         echo("No users yet: add one with `tcd user add NAME --role admin` to sign in.")
     if not is_loopback(host):
         echo(f"Warning: {host} is reachable from other machines; serve it behind HTTPS.")
-    echo(f"Serving {archive.home} on http://{host}:{port}/ (Ctrl+C stops).")
+    try:
+        listener = socket.create_server((host, port), family=_family(host), backlog=1024)
+    except OSError as exc:
+        raise click.ClickException(f"Cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                                   "is another server using that port?") from None
+    listener.setblocking(False)  # with several workers waiting on it, one wins each connection
+    many = f" with {processes} processes" if processes > 1 else ""
+    echo(f"Serving {archive.home} on http://{host}:{port}/{many} (Ctrl+C stops).")
+    if processes <= 1:
+        _serve(archive, listener, threads)
+        return 0
+    archive.secret_key()  # made here once, not raced for by the workers
+    sys.stdout.flush()
+    archive.catalog.close()  # each worker opens its own connections
+    return workers.Supervisor(lambda: _serve(archive, listener, threads), processes).run()
+
+
+def _family(host: str) -> socket.AddressFamily:
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.AF_INET
+
+
+def _serve(archive, listener: socket.socket, threads: int) -> None:
     # _dispatcher: waitress's own thread pool, but media requests go first (web.dispatch)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="tcd",
-                   max_request_body_size=BIGGEST_UPLOAD, channel_timeout=300,
-                   connection_limit=200, _quiet=True, _dispatcher=dispatch.dispatcher(threads))
+    waitress.serve(create_app(archive), sockets=[listener], threads=threads, ident="tcd",
+                   max_request_body_size=BIGGEST_UPLOAD, channel_timeout=300, connection_limit=200,
+                   _quiet=True, _dispatcher=dispatch.dispatcher(threads))
 
 
 @click.command()
 @click.option("--host", help="Address to listen on (default: the [server] host of tcd.toml, 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default: the [server] port of tcd.toml, 8000).")
-@click.option("--threads", type=int, default=THREADS, show_default=True, help="Requests served at once.")
+@click.option("--threads", type=int, default=THREADS, show_default=True,
+              help="Requests each process serves at once.")
+@click.option("--processes", type=click.IntRange(min=1),
+              help="Server processes (default: the [server] processes of tcd.toml, one per core).")
 @pass_ctx
-def serve(ctx, host, port, threads):
+def serve(ctx, host, port, threads, processes):
     """Serve the web application (search, player, uploads, admin)."""
-    archive = ctx.archive
-    serve_app(archive, host or archive.settings.host, port or archive.settings.port, threads)
+    settings = ctx.archive.settings
+    status = serve_app(ctx.archive, host or settings.host, port or settings.port, threads,
+                       processes or settings.server_processes)
+    sys.exit(status)

@@ -4,12 +4,15 @@ The request names a recording, never a path: the recording is looked up in the c
 its `access_sha256` object is read, in chunks, through `Store.read_range`. A single byte range
 gets 206 with Content-Range; a range past the end gets 416; a malformed header or several ranges
 get the whole file (200), which RFC 9110 allows. A play is audited once per recording per sitting,
-not once per range request.
+not once per range request, whichever server process answers each request (`SittingMarks`).
 """
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import re
 import threading
+import time
 from collections import OrderedDict
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -17,6 +20,7 @@ from flask_login import current_user
 from werkzeug.http import parse_range_header
 
 from archive import seals
+from archive.catalog import Catalog
 from archive.errors import NotFound
 
 from .auth import archive, login_token, record, require
@@ -29,7 +33,7 @@ EMPTY_SUFFIX = re.compile(r"^\s*bytes\s*=\s*-0+\s*$", re.IGNORECASE)
 
 
 class Once:
-    """Remembers (sitting, kind, id) keys so an action is audited once per sitting; bounded."""
+    """The (user, sitting, kind, id) keys this process has seen already; bounded, oldest forgotten."""
 
     def __init__(self, size: int = 50_000):
         self.size = size
@@ -46,13 +50,57 @@ class Once:
                 self._seen.popitem(last=False)
             return True
 
+    def forget(self, key: tuple) -> None:
+        with self._lock:
+            self._seen.pop(key, None)
+
+
+class SittingMarks:
+    """Whether an action on an item is the first of its sitting, for all server processes.
+
+    The catalog answers (`sitting_marks`, keyed by a SHA-256 of the user and sign-in token, so
+    the token itself is never stored); this process's `Once` in front means the catalog is asked
+    only for keys this process has not seen yet, so the range requests of a play after its first
+    cost a dictionary lookup. Marks older than a sitting's lifetime are dropped, at most once a
+    minute per process, as new ones are written."""
+
+    PRUNE_EVERY = 60.0  # seconds
+
+    def __init__(self, catalog: Catalog, lifetime: dt.timedelta):
+        self.catalog, self.lifetime = catalog, lifetime
+        self.seen = Once()
+        self._next_prune = 0.0
+        self._lock = threading.Lock()
+
+    def first(self, user_id: str | None, token: str, kind: str, item: str) -> bool:
+        key = (user_id, token, kind, item)
+        if not self.seen.first(key):
+            return False
+        sitting = hashlib.sha256(f"{user_id}\0{token}".encode("utf-8")).hexdigest()
+        try:
+            return self.catalog.mark_sitting(sitting, kind, item, self._forget_before())
+        except BaseException:
+            self.seen.forget(key)  # not recorded: the next request must ask again
+            raise
+
+    def _forget_before(self) -> str | None:
+        """The catalog time before which marks belong to ended sittings, once a minute; else None."""
+        clock = time.monotonic()  # only paces this process's pruning
+        with self._lock:
+            if clock < self._next_prune:
+                return None
+            self._next_prune = clock + self.PRUNE_EVERY
+        cutoff = dt.datetime.now(dt.timezone.utc) - self.lifetime
+        return cutoff.replace(microsecond=0).isoformat()
+
 
 def init_app(app) -> None:
-    app.extensions["tcd_once"] = Once()
+    app.extensions["tcd_sittings"] = SittingMarks(app.extensions["tcd"].catalog,
+                                                  app.permanent_session_lifetime)
 
 
 def first_in_sitting(kind: str, item: str) -> bool:
-    return current_app.extensions["tcd_once"].first((current_user.get_id(), login_token(), kind, item))
+    return current_app.extensions["tcd_sittings"].first(current_user.get_id(), login_token(), kind, item)
 
 
 @bp.route("/media/<recording_id>")

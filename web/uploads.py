@@ -5,19 +5,26 @@ memory, never into /tmp), with no size limit for users who may upload and a smal
 other request. The upload is then handed to the ingest pipeline (`ingest.pipeline.ingest_paths`)
 by one background thread, one upload after another; the jobs page polls /api/jobs and shows each
 job's stage and progress, and for a refused file the reason (the pipeline keeps it in quarantine).
+
+Uploads are kept in the catalog (`uploads`), so the jobs page of every server process shows them
+all; the thread that ingests one runs in the process that received it, which the catalog names
+(its pid and start time). An upload whose process ended before it finished is marked failed, with
+where its files wait, by the next process that looks.
 """
 from __future__ import annotations
 
-import copy
+import logging
 import os
 import queue
 import secrets
 import tempfile
 import threading
+import time
 import unicodedata
 from collections import OrderedDict
 from pathlib import Path
 
+import psutil
 from flask import (Blueprint, Request, current_app, g, redirect, render_template, request,
                    url_for)
 from flask_login import current_user
@@ -32,10 +39,13 @@ from .auth import archive, record, require
 from .markup import CATEGORIES
 
 bp = Blueprint("uploads", __name__)
+log = logging.getLogger("tcd.web")
 
 SMALL_BODY = 2 * 1024 * 1024  # any request but an upload: forms are a few kilobytes
-KEEP_UPLOADS = 200            # finished uploads remembered for the jobs page
+KEEP_UPLOADS = 200            # uploads shown on the jobs page; older finished ones are forgotten
 FINAL = ("done", "duplicate", "refused")  # the pipeline has its own copy: ours can go
+UNFINISHED = ("queued", "running")
+PRIVATE = ("paths", "folder", "owner_pid", "owner_started")  # server details, not for the browser
 
 
 def _may_upload() -> bool:
@@ -93,69 +103,134 @@ class UploadForm(FlaskForm):
     point = StringField("Điểm cầu ghi hình", validators=[Optional(), Length(max=200, message="Tên điểm cầu quá dài.")])
 
 
+def process_started(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds); None if it has ended (a zombie has)."""
+    try:
+        process = psutil.Process(pid)
+        return None if process.status() == psutil.STATUS_ZOMBIE else process.create_time()
+    except psutil.Error:
+        return None
+
+
 class UploadWorker:
-    """One thread that runs uploads through the ingest pipeline in the order they came."""
+    """One thread that runs this process's uploads through the ingest pipeline in the order they
+    came; the uploads themselves, and how they went, are in the catalog for every process."""
 
     def __init__(self, archive_):
         self.archive = archive_
-        self.tasks: OrderedDict[str, dict] = OrderedDict()
-        self.events: dict[str, threading.Event] = {}
+        self.tasks: dict[str, dict] = {}  # this process's uploads until they have run (with paths)
+        self.events: OrderedDict[str, threading.Event] = OrderedDict()
         self.queue: queue.Queue = queue.Queue()
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        self.reap()
 
-    def submit(self, task: dict) -> None:
+    def add(self, task: dict) -> None:
+        """Record a new upload as this process's, to run here."""
+        pid = os.getpid()  # now, not at creation: a pre-forked worker has its own
+        self.archive.catalog.add_upload(task, pid, process_started(pid) or 0.0, KEEP_UPLOADS)
         with self.lock:
             self.tasks[task["id"]] = task
             self.events[task["id"]] = threading.Event()
-            while len(self.tasks) > KEEP_UPLOADS:
-                old, _ = self.tasks.popitem(last=False)
-                self.events.pop(old, None)
+            while len(self.events) > KEEP_UPLOADS:
+                self.events.popitem(last=False)
+
+    def submit(self, task: dict) -> None:
+        self.add(task)
+        with self.lock:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._loop, name="tcd-uploads", daemon=True)
                 self.thread.start()
         self.queue.put(task["id"])
 
     def wait(self, upload_id: str, timeout: float | None = None) -> bool:
+        """Until the upload has run (True), the timeout passes or there is no such upload (False).
+        Another process's upload is watched in the catalog."""
         event = self.events.get(upload_id)
-        return event.wait(timeout) if event else False
+        if event is not None:
+            return event.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.reap()
+            upload = self.archive.catalog.get_upload(upload_id)
+            if upload is None:
+                return False
+            if upload["status"] not in UNFINISHED:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
 
     def snapshot(self, user: str | None = None) -> list[dict]:
-        with self.lock:
-            return [copy.deepcopy({k: v for k, v in t.items() if k not in ("paths", "folder")})
-                    for t in reversed(self.tasks.values())
-                    if user is None or t["user"] == user]
+        """The newest uploads first, of every server process, without server details."""
+        self.reap()
+        return [{k: v for k, v in upload.items() if k not in PRIVATE}
+                for upload in self.archive.catalog.list_uploads(user, limit=KEEP_UPLOADS)]
+
+    def reap(self) -> int:
+        """Mark failed the uploads left queued or running by a server process that has ended."""
+        reaped = 0
+        for upload in self.archive.catalog.unfinished_uploads():
+            started = process_started(upload["owner_pid"])
+            if started is not None and abs(started - upload["owner_started"]) < 0.5:
+                continue  # its process still runs it
+            if self.archive.catalog.fail_unfinished_upload(upload["id"], self._orphan_message(upload)):
+                log.warning("upload %s was %s when its server process %s ended", upload["id"],
+                            upload["status"], upload["owner_pid"])
+                reaped += 1
+        return reaped
+
+    def _orphan_message(self, upload: dict) -> str:
+        folder = Path(upload["folder"])
+        where = folder.relative_to(self.archive.home) if folder.is_relative_to(self.archive.home) else folder
+        if upload["status"] == "queued":  # no ingest job was made yet
+            return (f"Máy chủ đã dừng trước khi xử lý lần tải lên này. Các tệp vẫn còn trong thư mục dữ liệu, "
+                    f"tại {where}; hãy tải lên lại, hoặc nhờ quản trị viên chạy lệnh tcd ingest {where} "
+                    f"kèm thông tin phiên.")
+        return (f"Máy chủ đã dừng khi đang xử lý lần tải lên này. Các tệp vẫn còn trong thư mục dữ liệu, "
+                f"tại {where}; quản trị viên chạy lệnh tcd ingest --resume để xử lý tiếp.")
 
     def _loop(self) -> None:
         while True:
             upload_id = self.queue.get()
             task = self.tasks.get(upload_id)
-            if task is not None:
+            if task is None:
+                continue
+            try:
                 self.run(task)
-            event = self.events.get(upload_id)
-            if event:
-                event.set()
+            except Exception:  # the catalog did not answer: keep the worker for the next upload
+                log.exception("upload %s could not be recorded", upload_id)
 
     def run(self, task: dict) -> None:
         from ingest.pipeline import ingest_paths
-        task["status"] = "running"
+        catalog = self.archive.catalog
         try:
-            outcomes = ingest_paths(self.archive, task["paths"], session_id=task["session_id"],
-                                    session_meta=task["meta"], point=task["point"], actor=task["user"])
-            task["outcomes"] = [o.to_dict() for o in outcomes]
-            task["status"] = "done"
-            for outcome in outcomes:
-                if outcome.status in FINAL:
-                    source = Path(self.archive.catalog.get_job(outcome.job_id).source)
-                    source.unlink(missing_ok=True)
-        except Exception as exc:  # a failed upload must not stop the worker
-            task["status"] = "failed"
-            task["message"] = str(exc) or type(exc).__name__
-        finally:
+            task["status"] = "running"
+            catalog.update_upload(task["id"], status="running")
+            try:
+                outcomes = ingest_paths(self.archive, task["paths"], session_id=task["session_id"],
+                                        session_meta=task["meta"], point=task["point"], actor=task["user"])
+                task["outcomes"] = [o.to_dict() for o in outcomes]
+                task["status"] = "done"
+                for outcome in outcomes:
+                    if outcome.status in FINAL:
+                        source = Path(catalog.get_job(outcome.job_id).source)
+                        source.unlink(missing_ok=True)
+            except Exception as exc:  # a failed upload must not stop the worker
+                task["status"] = "failed"
+                task["message"] = str(exc) or type(exc).__name__
             task["finished_at"] = now()
             folder = Path(task["folder"])
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
+            catalog.update_upload(task["id"], status=task["status"], outcomes=task["outcomes"],
+                                  message=task["message"], finished_at=task["finished_at"])
+        finally:
+            with self.lock:
+                self.tasks.pop(task["id"], None)
+            event = self.events.get(task["id"])
+            if event:
+                event.set()
 
 
 def init_app(app) -> None:
@@ -213,8 +288,7 @@ def upload():
     if current_app.config["INGEST_IN_BACKGROUND"]:
         worker.submit(task)
     else:
-        with worker.lock:
-            worker.tasks[upload_id] = task
+        worker.add(task)
         worker.run(task)
     return redirect(url_for("uploads.jobs", upload=upload_id))
 

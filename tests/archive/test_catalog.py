@@ -53,6 +53,29 @@ def test_secret_key_is_private(archive):
     assert (archive.home / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
+def test_processes_starting_together_all_get_the_one_secret(archive):
+    """Workers of `tcd serve` on a fresh folder: each reads the secret that won, none a half one."""
+    import multiprocessing
+    context = multiprocessing.get_context("fork")
+    keys = context.Queue()
+    go = context.Event()
+
+    def start():
+        go.wait(30)
+        keys.put(archive.secret_key())
+
+    workers = [context.Process(target=start) for _ in range(6)]
+    for w in workers:
+        w.start()
+    go.set()
+    got = {keys.get(timeout=30) for _ in workers}
+    for w in workers:
+        w.join(30)
+        assert w.exitcode == 0
+    assert got == {archive.secret_key()} and len(archive.secret_key()) == 64
+    assert sorted(p.name for p in archive.home.iterdir() if p.name.startswith("secret_key")) == ["secret_key"]
+
+
 def test_bridge_points_and_newest_sessions(archive):
     catalog = archive.catalog
     assert catalog.bridge_points() == [] and catalog.list_sessions(limit=5) == []

@@ -1,7 +1,11 @@
-"""Writers of one process queue on the catalog's write lock (not in SQLite's sleeping busy
-handler); a writer that waited too long goes on to SQLite, which decides as before."""
+"""Writers queue on the catalog's write lock (threads of one process) and on an flock of a file
+beside it (processes), not in SQLite's sleeping busy handler; a writer that waited too long for
+the threads goes on to SQLite, which decides as before."""
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
+import os
 import threading
 import time
 
@@ -57,3 +61,64 @@ def test_a_writer_that_waited_too_long_goes_on_to_sqlite(tmp_path):
         assert catalog._write_lock.locked()  # the holder's lock was not released by the writer
     finally:
         catalog._write_lock.release()
+
+
+# -- several processes (tcd serve runs one per core) ---------------------------------------------
+
+def _append_many(path: str, name: str, count: int, start) -> None:
+    catalog = Catalog(path)
+    start.wait(30)
+    for i in range(count):
+        catalog.append_audit(name, "search", detail={"i": i})
+
+
+def test_writers_of_several_processes_make_one_unbroken_chain(tmp_path):
+    path = tmp_path / "catalog.db"
+    Catalog(path)
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    workers = [context.Process(target=_append_many, args=(str(path), f"p{n}", 60, start)) for n in range(3)]
+    for w in workers:
+        w.start()
+    start.set()
+    for w in workers:
+        w.join(120)
+        assert w.exitcode == 0
+    report = audit.verify(Catalog(path))
+    assert report.ok and report.checked == 3 * 60
+
+
+def test_a_writer_of_another_process_waits_its_turn_on_the_writers_file(tmp_path):
+    path = tmp_path / "catalog.db"
+    reader = Catalog(path)  # opened first: opening migrates, which is a write
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    start.set()
+    with open(tmp_path / "catalog.db-writers", "ab") as writers:
+        fcntl.flock(writers, fcntl.LOCK_EX)  # as another process's transaction holds it
+        other = context.Process(target=_append_many, args=(str(path), "other", 1, start))
+        other.start()
+        other.join(1.5)
+        assert other.is_alive() and reader.audit_entries() == []  # queued
+        fcntl.flock(writers, fcntl.LOCK_UN)
+    other.join(30)
+    assert other.exitcode == 0
+    assert [e["actor"] for e in reader.audit_entries()] == ["other"]
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path):
+    catalog = Catalog(tmp_path / "catalog.db")
+    catalog.append_audit("parent", "x")
+    parent_conn = catalog.db
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        ok = False
+        try:
+            ok = catalog.db is not parent_conn
+            catalog.append_audit("child", "y")
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert [e["actor"] for e in catalog.audit_entries()] == ["parent", "child"]
+    assert audit.verify(catalog).ok

@@ -24,7 +24,7 @@
 
   function drawUploads(uploads) {
     uploadsBody.textContent = "";
-    if (!uploads.length) { return empty(uploadsBody, 5, "Chưa có tệp nào được tải lên từ khi máy chủ khởi động."); }
+    if (!uploads.length) { return empty(uploadsBody, 5, "Chưa có tệp nào được tải lên gần đây."); }
     uploads.forEach(function (u) {
       var tr = document.createElement("tr");
       tr.dataset.upload = u.id;
