@@ -61,7 +61,7 @@ def serve_app(archive, host: str, port: int, threads: int = THREADS, processes: 
     archive.secret_key()  # made here once, not raced for by the workers
     sys.stdout.flush()
     archive.catalog.close()  # each worker opens its own connections
-    return workers.Supervisor(lambda: _serve(archive, listener, threads), processes).run()
+    return workers.Supervisor(lambda seats: _serve(archive, listener, threads, seats), processes).run()
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -71,11 +71,18 @@ def _family(host: str) -> socket.AddressFamily:
         return socket.AF_INET
 
 
-def _serve(archive, listener: socket.socket, threads: int) -> None:
+def _serve(archive, listener: socket.socket, threads: int, seats: workers.Seats | None = None) -> None:
     # _dispatcher: waitress's own thread pool, but media requests go first (web.dispatch)
-    waitress.serve(create_app(archive), sockets=[listener], threads=threads, ident="tcd",
-                   max_request_body_size=BIGGEST_UPLOAD, channel_timeout=300, connection_limit=200,
-                   _quiet=True, _dispatcher=dispatch.dispatcher(threads))
+    server = waitress.create_server(
+        create_app(archive), sockets=[listener], threads=threads, ident="tcd",
+        max_request_body_size=BIGGEST_UPLOAD, channel_timeout=300, connection_limit=200,
+        _dispatcher=dispatch.dispatcher(threads))
+    if seats is not None:
+        # waitress waits for new connections while readable() says so: only while no other
+        # worker holds fewer connections than this one (web.workers.Seats)
+        accepting = server.readable
+        server.readable = lambda: seats.may_accept(len(server.active_channels)) and accepting()
+    server.run()
 
 
 @click.command()

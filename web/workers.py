@@ -13,6 +13,7 @@ hand down: the caller closes what it used before `run()` forks.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import time
@@ -24,20 +25,42 @@ STARTUP_GRACE = 5.0   # seconds: a worker that ends sooner was not able to start
 STOP_TIMEOUT = 10.0   # seconds a worker has to end after SIGTERM before it is killed
 
 
-class Supervisor:
-    """Forks `count` processes that each call `work()` and keeps them running until stopped."""
+class Seats:
+    """The connections each worker holds, in memory all workers share, so that a worker takes a
+    new connection only while no other holds fewer. Browsers keep their connections open: left to
+    whichever worker wakes first, 50 of them split 28 to 22 and the busier worker's waits set the
+    tail latency. A worker's own count is written each time it looks; the others' are at most one
+    turn of their loop old (waitress wakes at least once a second)."""
 
-    def __init__(self, work: Callable[[], None], count: int):
+    def __init__(self, count: int):
+        self.counts = multiprocessing.RawArray("i", count)  # made before the fork, so shared
+        self.index = 0
+
+    def sit(self, index: int) -> None:
+        """In a worker: which seat it has (a replacement takes the seat of the one it replaces)."""
+        self.index = index
+        self.counts[index] = 0
+
+    def may_accept(self, held: int) -> bool:
+        self.counts[self.index] = held
+        return held <= min(self.counts)
+
+
+class Supervisor:
+    """Forks `count` processes that each call `work(seat)` and keeps them running until stopped."""
+
+    def __init__(self, work: Callable[[Seats], None], count: int):
         self.work, self.count = work, max(1, count)
-        self.started: dict[int, float] = {}   # pid -> when it was started
+        self.seats = Seats(self.count)
+        self.started: dict[int, tuple[int, float]] = {}   # pid -> (seat, when it was started)
         self.stopping = False
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; the exit status for the command (0: stopped as asked)."""
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            for _ in range(self.count):
-                self._spawn()
+            for index in range(self.count):
+                self._spawn(index)
             return self._watch()
         finally:
             self._stop()
@@ -45,7 +68,7 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _spawn(self) -> None:
+    def _spawn(self, index: int) -> None:
         # Signals wait until the worker has its own handlers: the parent's would stop its siblings.
         signals = {signal.SIGTERM, signal.SIGINT}
         signal.pthread_sigmask(signal.SIG_BLOCK, signals)
@@ -56,7 +79,8 @@ class Supervisor:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
-                self.work()
+                self.seats.sit(index)
+                self.work(self.seats)
                 status = 0
             except KeyboardInterrupt:
                 status = 0
@@ -64,7 +88,7 @@ class Supervisor:
                 log.exception("a tcd serve worker failed")
             finally:
                 os._exit(status)  # never return into the parent's code
-        self.started[pid] = time.monotonic()
+        self.started[pid] = (index, time.monotonic())
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
     def _watch(self) -> int:
@@ -77,7 +101,8 @@ class Supervisor:
                 continue
             if pid not in self.started:
                 continue
-            lived = time.monotonic() - self.started.pop(pid)
+            index, since = self.started.pop(pid)
+            lived = time.monotonic() - since
             if self.stopping:
                 continue
             how = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
@@ -86,7 +111,7 @@ class Supervisor:
                 log.error("worker %d %s %.1f s after it started; stopping the server", pid, how, lived)
                 return 1
             log.warning("worker %d %s; starting another", pid, how)
-            self._spawn()
+            self._spawn(index)
         return 0
 
     def _stop(self, *_signal) -> None:

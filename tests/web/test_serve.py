@@ -127,7 +127,7 @@ def test_a_worker_that_cannot_start_stops_the_server_instead_of_restarting_forev
         raise RuntimeError("no catalog")
 
     started = time.monotonic()
-    assert workers_module.Supervisor(broken, 2).run() == 1
+    assert workers_module.Supervisor(lambda seats: broken(), 2).run() == 1
     assert time.monotonic() - started < workers_module.STARTUP_GRACE + 5
     assert calls == []  # the work ran in the children, never here
 
