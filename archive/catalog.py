@@ -321,6 +321,11 @@ SESSION_FIELDS = ("title", "held_on", "case_code", "category", "chair", "central
                   "legal_hold")
 
 
+def with_detail(row: sqlite3.Row) -> dict:
+    """A row as a dict with its JSON `detail` column decoded (empty until something is written)."""
+    return {**dict(row), "detail": json.loads(row["detail"] or "{}")}
+
+
 def now() -> str:
     """The current UTC time as ISO 8601 with seconds, the one time format of the catalog."""
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -920,13 +925,13 @@ class Catalog:
     def last_fixity_run(self) -> dict | None:
         row = self.db.execute("SELECT * FROM fixity_runs WHERE finished_at IS NOT NULL"
                               " ORDER BY id DESC LIMIT 1").fetchone()
-        return dict(row) if row else None
+        return with_detail(row) if row else None
 
     # -- backup, fixity and restore (issue 7) ---------------------------------------------------
 
     def list_fixity_runs(self, limit: int = 20) -> list[dict]:
         rows = self.db.execute("SELECT * FROM fixity_runs ORDER BY id DESC LIMIT ?", (limit,))
-        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+        return [with_detail(r) for r in rows]
 
     def object_owners(self) -> dict[str, list[dict]]:
         """What each object is, for people: {sha256: [{session_id, recording_id, role, name}]},
@@ -961,7 +966,7 @@ class Catalog:
     def list_backups(self, limit: int = 50) -> list[dict]:
         """Backups, newest first, with `detail` decoded (sessions, files, bytes, message)."""
         rows = self.db.execute("SELECT * FROM backups ORDER BY id DESC LIMIT ?", (limit,))
-        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+        return [with_detail(r) for r in rows]
 
     def session_history(self, session_id: str) -> list[dict]:
         """A session's audit entries: those restored from a backup, then the live chain's."""
@@ -1222,7 +1227,7 @@ class Catalog:
         row = self.db.execute("SELECT * FROM deletions WHERE id = ?", (deletion_id,)).fetchone()
         if row is None:
             raise NotFound(f"There is no deletion {deletion_id}; `tcd retention proposals` lists them.")
-        return {**dict(row), "detail": json.loads(row["detail"])}
+        return with_detail(row)
 
     def open_deletion(self, session_id: str) -> dict | None:
         row = self.db.execute("SELECT id FROM deletions WHERE session_id = ? AND status IN ('proposed', 'approved')"

@@ -39,7 +39,7 @@ def test_verify_names_every_damaged_and_missing_object(filled, home):
 
     run = arch.catalog.last_fixity_run()
     assert (run["checked"], run["failed"], run["scope"]) == (5, 2, "all objects")
-    problems = json.loads(run["detail"])["problems"]
+    problems = run["detail"]["problems"]
     assert {p["sha256"]: p["problem"] for p in problems} == {video.original_sha256: "differs",
                                                             audio.original_sha256: "missing"}
     assert arch.catalog.get_object(video.access_sha256)["verify_ok"] == 1
@@ -48,6 +48,8 @@ def test_verify_names_every_damaged_and_missing_object(filled, home):
     assert entries[-2]["action"] == "fixity.verify" and entries[-2]["session_id"] is None
     assert json.loads(entries[-1]["detail"])["failed"] == 2  # and in the session's own history
     assert entries[-1]["session_id"] == filled["session"]
+    listed = json.loads(CliRunner().invoke(main, ["--home", str(home), "backup", "list", "--json"]).output)
+    assert listed["last_fixity_run"]["detail"]["problems"] == problems  # an object, not a string
 
 
 def test_verify_passes_and_json(filled, home):
