@@ -149,6 +149,16 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def user_option(f):
+    """`--user NAME` (or $TCD_USER): the catalog user a command acts as, whose role decides."""
+    return click.option("--user", "user_name", envvar="TCD_USER", required=True,
+                        help="The catalog user acting (default: $TCD_USER); their role decides what they may do.")(f)
+
+
+def acting_user(archive, name: str):
+    return archive.catalog.get_user(name)
+
+
 def operator_name() -> str:
     """Who runs the command, for the audit log: the operating-system user."""
     import getpass

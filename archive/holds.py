@@ -76,7 +76,7 @@ def set_legal_hold(archive, session_id: str, on: bool, actor: str = "system",
         state = "is under legal hold in the catalog" if on else "stays under legal hold"
         raise type(exc)(f"{session_id} {state}, but the store could not apply it "
                         f"({str(exc).rstrip('.')}); run `tcd {'hold' if on else 'release'} "
-                        f"{session_id}` again.") from exc
+                        f"{session_id}` again (with --user, and --reason for a hold).") from exc
     if not on:
         catalog.update_session(session_id, {"legal_hold": False})
     result = LockResult(session_id, "hold" if on else "release", len(objects), enforced, why)

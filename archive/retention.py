@@ -73,16 +73,16 @@ def set_retention(archive, session_id: str, value, user) -> Session:
     return session
 
 
-def set_legal_hold(archive, session_id: str, hold: bool, user, reason: str = "") -> Session:
-    """Put a session under legal hold (it can then never be deleted) or release it."""
+def set_legal_hold(archive, session_id: str, hold: bool, user, reason: str = "") -> holds.LockResult:
+    """Put a session under legal hold (it can then never be deleted) or release it; what the
+    store did about it (`LockResult.sentence()`)."""
     users.require(user, "retention", "place or release legal holds")
     reason = unicodedata.normalize("NFC", " ".join((reason or "").split()))
     if hold and not reason:
         raise InvalidInput("A legal hold needs a reason; name the case, request or decision it serves.")
     # archive.holds records the hold in the catalog, locks the objects where the store can, and
     # audits it ("session.hold" / "session.release").
-    holds.set_legal_hold(archive, session_id, bool(hold), actor=user.name, reason=reason)
-    return archive.catalog.get_session(session_id)
+    return holds.set_legal_hold(archive, session_id, bool(hold), actor=user.name, reason=reason)
 
 
 def due(archive, today: dt.date | None = None) -> list[dict]:

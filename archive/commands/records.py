@@ -6,16 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..cli import json_option, operator_name, pass_ctx, print_json, refresh_index, search_indexes
-
-def _user_option(f):
-    return click.option("--user", "user_name", envvar="TCD_USER", required=True,
-                        help="The catalog user acting (default: $TCD_USER); their role decides what they may do.")(f)
-
-
-def _acting_user(archive, name: str):
-    return archive.catalog.get_user(name)
-
+from ..cli import (acting_user, json_option, operator_name, pass_ctx, print_json, refresh_index,
+                   search_indexes, user_option)
 
 def _one_recording(archive, item_id: str):
     """A recording id, or a session id when the session has exactly one recording."""
@@ -44,7 +36,7 @@ def note():
 @click.option("--at", "start", type=float, required=True, help="The moment (or the start of the span), in seconds.")
 @click.option("--end", type=float, help="The end of the span, in seconds (leave out for a moment).")
 @click.option("--text", required=True, help="The note.")
-@_user_option
+@user_option
 @json_option
 @pass_ctx
 def note_add(ctx, item_id, start, end, text, user_name, as_json):
@@ -52,7 +44,7 @@ def note_add(ctx, item_id, start, end, text, user_name, as_json):
     from ..notes import add_note
     archive = ctx.archive
     rec = _one_recording(archive, item_id)
-    added = add_note(archive, rec.id, start, end, text, _acting_user(archive, user_name))
+    added = add_note(archive, rec.id, start, end, text, acting_user(archive, user_name))
     refresh_index(archive)
     if as_json:
         return print_json(added.to_dict())
@@ -80,7 +72,7 @@ def note_list(ctx, item_id, user_name, as_json):
         found = list_notes(archive, recording_id=rec_id)
         if user_name:
             found = redact_notes(found, archive.catalog.list_seals(recording_id=rec_id),
-                                 _acting_user(archive, user_name))
+                                 acting_user(archive, user_name))
         rows += found
     if as_json:
         return print_json([n.to_dict() for n in rows])
@@ -96,7 +88,7 @@ def note_list(ctx, item_id, user_name, as_json):
 @click.option("--at", "start", type=float, help="The new moment or start, in seconds.")
 @click.option("--end", type=float, help="The new end of the span, in seconds.")
 @click.option("--moment", is_flag=True, help="Make the note a moment (drop its end).")
-@_user_option
+@user_option
 @json_option
 @pass_ctx
 def note_edit(ctx, note_id, text, start, end, moment, user_name, as_json):
@@ -104,7 +96,7 @@ def note_edit(ctx, note_id, text, start, end, moment, user_name, as_json):
     from ..notes import edit_note
     archive = ctx.archive
     changes = {"end": None} if moment else ({"end": end} if end is not None else {})
-    edited = edit_note(archive, note_id, _acting_user(archive, user_name), text=text, start=start, **changes)
+    edited = edit_note(archive, note_id, acting_user(archive, user_name), text=text, start=start, **changes)
     refresh_index(archive)
     if as_json:
         return print_json(edited.to_dict())
@@ -135,14 +127,14 @@ def seal():
 @click.option("--start", type=float, required=True, help="Start of the span, in seconds.")
 @click.option("--end", type=float, required=True, help="End of the span, in seconds.")
 @click.option("--reason", required=True, help="Why the span is sealed (required; kept in the audit log).")
-@_user_option
+@user_option
 @json_option
 @pass_ctx
 def seal_add(ctx, item_id, start, end, reason, user_name, as_json):
     """Seal a span of a recording and make its silenced access copy."""
     from ..seals import add_seal, make_sealed_copy
     archive = ctx.archive
-    user = _acting_user(archive, user_name)
+    user = acting_user(archive, user_name)
     rec = _one_recording(archive, item_id)
     added = add_seal(archive, rec.id, start, end, reason, user)
     refresh_index(archive)
@@ -180,13 +172,13 @@ def seal_list(ctx, item_id, with_removed, as_json):
 @seal.command("remove")
 @click.argument("seal_id", type=int)
 @click.option("--reason", default="", help="Why the passage is unsealed, for the audit log.")
-@_user_option
+@user_option
 @pass_ctx
 def seal_remove(ctx, seal_id, reason, user_name):
     """Unseal a span (audited); the silenced copy is made again for the seals left."""
     from ..seals import make_sealed_copy, remove_seal
     archive = ctx.archive
-    user = _acting_user(archive, user_name)
+    user = acting_user(archive, user_name)
     removed = remove_seal(archive, seal_id, user, reason)
     refresh_index(archive)
     make_sealed_copy(archive, removed.recording_id, actor=user.name)
@@ -220,13 +212,13 @@ def retention():
 @retention.command("set")
 @click.argument("session_id", metavar="ID")
 @click.argument("value", metavar="permanent|YEARS")
-@_user_option
+@user_option
 @pass_ctx
 def retention_set(ctx, session_id, value, user_name):
     """Keep a session permanently or for a number of years from its date (`tcd hold` for legal hold)."""
     from ..retention import expires_on, set_retention
     archive = ctx.archive
-    session = set_retention(archive, session_id, value, _acting_user(archive, user_name))
+    session = set_retention(archive, session_id, value, acting_user(archive, user_name))
     until = expires_on(session)
     click.echo(f"{session.id} is kept " + (f"until {until.isoformat()}." if until else "permanently."))
 
@@ -252,14 +244,14 @@ def retention_due(ctx, as_json):
 @retention.command("propose")
 @click.argument("session_id", metavar="ID")
 @click.option("--reason", default="", help="Why, for the audit log and the approver.")
-@_user_option
+@user_option
 @json_option
 @pass_ctx
 def retention_propose(ctx, session_id, reason, user_name, as_json):
     """Propose deleting a session whose retention has passed; another user must approve."""
     from ..retention import propose
     archive = ctx.archive
-    deletion = propose(archive, session_id, _acting_user(archive, user_name), reason)
+    deletion = propose(archive, session_id, acting_user(archive, user_name), reason)
     if as_json:
         return print_json(deletion)
     click.echo(f"Proposed deletion {deletion['id']} of {session_id}; another user approves it with "
@@ -268,7 +260,7 @@ def retention_propose(ctx, session_id, reason, user_name, as_json):
 
 @retention.command("approve")
 @click.argument("deletion_id", type=int)
-@_user_option
+@user_option
 @json_option
 @pass_ctx
 def retention_approve(ctx, deletion_id, user_name, as_json):
@@ -279,7 +271,7 @@ def retention_approve(ctx, deletion_id, user_name, as_json):
     def drop_from_index(session_id: str) -> None:
         for index in search_indexes(archive):
             index.remove_session(session_id)
-    deletion = approve(archive, deletion_id, _acting_user(archive, user_name), on_deleted=drop_from_index)
+    deletion = approve(archive, deletion_id, acting_user(archive, user_name), on_deleted=drop_from_index)
     if as_json:
         return print_json(deletion)
     click.echo(f"Deleted {deletion['session_id']} ({len(deletion['detail'].get('removed', []))} objects); "
@@ -288,13 +280,13 @@ def retention_approve(ctx, deletion_id, user_name, as_json):
 
 @retention.command("withdraw")
 @click.argument("deletion_id", type=int)
-@_user_option
+@user_option
 @pass_ctx
 def retention_withdraw(ctx, deletion_id, user_name):
     """Withdraw a deletion proposal."""
     from ..retention import withdraw
     archive = ctx.archive
-    withdrawn = withdraw(archive, deletion_id, _acting_user(archive, user_name))
+    withdrawn = withdraw(archive, deletion_id, acting_user(archive, user_name))
     click.echo(f"Deletion {deletion_id} of {withdrawn['session_id']} is withdrawn.")
 
 

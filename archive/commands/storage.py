@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import fail, json_option, operator_name, pass_ctx, print_json
+from ..cli import acting_user, fail, json_option, operator_name, pass_ctx, print_json, user_option
 from ..errors import ArchiveError
 
 
@@ -86,27 +86,30 @@ def storage_retain(ctx, session_ids, as_json):
 
 @click.command()
 @click.argument("session_id", metavar="ID")
-@click.option("--reason", default="", help="Why (the case, the request), for the audit log.")
+@click.option("--reason", required=True, help="Why (the case, the request, the decision), for the audit log.")
+@user_option
 @json_option
 @pass_ctx
-def hold(ctx, session_id, reason, as_json):
+def hold(ctx, session_id, reason, user_name, as_json):
     """Put a session under legal hold: its objects may not be deleted until released."""
-    from ..holds import set_legal_hold
-    result = set_legal_hold(ctx.archive, session_id, True, actor=operator_name(), reason=reason)
-    if as_json:
-        return print_json(result.to_dict())
-    click.echo(result.sentence())
+    _hold(ctx.archive, session_id, True, user_name, reason, as_json)
 
 
 @click.command()
 @click.argument("session_id", metavar="ID")
 @click.option("--reason", default="", help="Why, for the audit log.")
+@user_option
 @json_option
 @pass_ctx
-def release(ctx, session_id, reason, as_json):
+def release(ctx, session_id, reason, user_name, as_json):
     """Release a session from legal hold."""
-    from ..holds import set_legal_hold
-    result = set_legal_hold(ctx.archive, session_id, False, actor=operator_name(), reason=reason)
+    _hold(ctx.archive, session_id, False, user_name, reason, as_json)
+
+
+def _hold(archive, session_id: str, on: bool, user_name: str, reason: str, as_json: bool) -> None:
+    # one path with the rules of retention: the user's role, and a reason for a hold
+    from ..retention import set_legal_hold
+    result = set_legal_hold(archive, session_id, on, acting_user(archive, user_name), reason)
     if as_json:
         return print_json(result.to_dict())
     click.echo(result.sentence())

@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from archive import open_archive
+from archive import open_archive, users
 from archive.cli import main
 from archive.errors import InvalidInput, StorageError, StorageUnavailable
 from archive.holds import apply_retention, retention_until, set_legal_hold
@@ -29,8 +29,9 @@ def test_hold_and_release_set_s3_legal_hold_on_a_locked_bucket(seaweed, locked_b
     session, contents = populate(arch, count=2)
     env = {"TCD_STORAGE": seaweed.url(locked_bucket, secret=False), "TCD_S3_SECRET": seaweed.secret_key}
     client = seaweed.client()
+    users.add_user(arch, "lan", "archivist", "mat-khau-dai-123")
 
-    result = tcd(home, env, "hold", session.id, "--reason", "khiếu nại đang giải quyết")
+    result = tcd(home, env, "hold", session.id, "--reason", "khiếu nại đang giải quyết", "--user", "lan")
     assert result.exit_code == 0, result.output
     assert f"{session.id} is under legal hold; the S3 server enforces it on its 4 objects." in result.output
     assert all(client.is_object_legal_hold_enabled(locked_bucket, object_key(sha)) for sha in contents)
@@ -40,15 +41,17 @@ def test_hold_and_release_set_s3_legal_hold_on_a_locked_bucket(seaweed, locked_b
         arch.store.delete(victim)
     assert arch.store.exists(victim)
 
-    result = tcd(home, env, "release", session.id, "--json")
+    result = tcd(home, {**env, "TCD_USER": "lan"}, "release", session.id, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["enforced"] is True
     assert not any(client.is_object_legal_hold_enabled(locked_bucket, object_key(sha)) for sha in contents)
     assert arch.catalog.get_session(session.id).legal_hold == 0
     arch.store.delete(victim)
     assert not arch.store.exists(victim)
-    actions = [(e["action"], json.loads(e["detail"]).get("reason")) for e in arch.catalog.audit_entries(session.id)]
-    assert ("session.hold", "khiếu nại đang giải quyết") in actions and ("session.release", "") in actions
+    actions = [(e["action"], e["actor"], json.loads(e["detail"]).get("reason"))
+               for e in arch.catalog.audit_entries(session.id)]
+    assert ("session.hold", "lan", "khiếu nại đang giải quyết") in actions
+    assert ("session.release", "lan", "") in actions
     arch.catalog.close()
 
 
@@ -83,7 +86,18 @@ def test_a_bucket_without_object_lock_records_the_hold_and_says_so(seaweed, buck
 def test_the_local_store_records_the_hold_and_says_so(home, populate):
     arch = open_archive(home, env={})
     session, _ = populate(arch, count=1)
-    result = tcd(home, {"TCD_STORAGE": None}, "hold", session.id)
+    users.add_user(arch, "lan", "archivist", "mat-khau-dai-123")
+    users.add_user(arch, "minh", "inspector", "mat-khau-dai-456")
+    env = {"TCD_STORAGE": None}
+    # the rules of retention hold on the command line too: a reason, and a role that may
+    result = tcd(home, env, "hold", session.id, "--user", "lan")
+    assert result.exit_code == 2 and "--reason" in result.output
+    result = tcd(home, env, "hold", session.id, "--reason", "   ", "--user", "lan")
+    assert result.exit_code == 1 and "A legal hold needs a reason" in result.output
+    result = tcd(home, env, "hold", session.id, "--reason", "Tòa án yêu cầu", "--user", "minh")
+    assert result.exit_code == 1 and "User 'minh' may not place or release legal holds" in result.output
+    assert arch.catalog.get_session(session.id).legal_hold == 0
+    result = tcd(home, env, "hold", session.id, "--reason", "Tòa án yêu cầu", "--user", "lan")
     assert result.exit_code == 0
     assert "is under legal hold in the catalog; the store does not enforce it (local:" in result.output
     assert arch.catalog.get_session(session.id).legal_hold == 1
