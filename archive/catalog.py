@@ -471,6 +471,8 @@ class Catalog:
         are not the child's to use."""
         if self._pid == os.getpid():
             return
+        if self._pid:  # forked: keep the parent's connections referenced, so that the child
+            self._inherited = self._local  # never closes them (SQLite: do not use across fork)
         self._pid = os.getpid()
         self._local = threading.local()
         # Writers queue here, woken at once, rather than in SQLite's busy handler, which sleeps
@@ -500,6 +502,9 @@ class Catalog:
         if conn is not None:
             conn.close()
             self._local.conn = None
+        if self._writers_file is not None:
+            self._writers_file.close()
+            self._writers_file = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -530,14 +535,17 @@ class Catalog:
             if queued:
                 self._write_lock.release()
 
+    def _write(self, sql: str, args=()) -> sqlite3.Cursor:
+        """One statement that changes the catalog, queued with the other writers (a transaction
+        of its own, or part of the caller's)."""
+        with self.transaction() as db:
+            return db.execute(sql, args)
+
     def _writers(self):
-        """The open file whose flock queues writers across processes; None where it cannot be
-        made (a read-only folder: SQLite's busy handler then orders the writers)."""
+        """The open file whose flock queues writers across processes (beside the catalog, which
+        SQLite writes beside too: its -wal and -shm files)."""
         if self._writers_file is None:
-            try:
-                self._writers_file = open(self.path.with_name(self.path.name + "-writers"), "ab")
-            except OSError:
-                return None
+            self._writers_file = open(self.path.with_name(self.path.name + "-writers"), "ab")
         return self._writers_file
 
     def _migrate(self) -> None:
@@ -614,7 +622,7 @@ class Catalog:
 
     def touch_session(self, session_id: str) -> None:
         """Bump the revision, so caches (the search index) know the session changed."""
-        self.db.execute("UPDATE sessions SET revision = revision + 1, updated_at = ? WHERE id = ?",
+        self._write("UPDATE sessions SET revision = revision + 1, updated_at = ? WHERE id = ?",
                         (now(), session_id))
 
     def delete_session_if_empty(self, session_id: str) -> bool:
@@ -632,7 +640,7 @@ class Catalog:
     # -- objects --------------------------------------------------------------------------------
 
     def add_object(self, sha256: str, size: int, kind: str, media_type: str = "") -> None:
-        self.db.execute("INSERT OR IGNORE INTO objects (sha256, size, kind, media_type, created_at)"
+        self._write("INSERT OR IGNORE INTO objects (sha256, size, kind, media_type, created_at)"
                         " VALUES (?, ?, ?, ?, ?)", (sha256, size, kind, media_type, now()))
 
     def get_object(self, sha256: str) -> dict:
@@ -659,7 +667,7 @@ class Catalog:
         return [dict(r) for r in self.db.execute(sql + " ORDER BY o.created_at, o.sha256", args)]
 
     def mark_verified(self, sha256: str, ok: bool) -> None:
-        self.db.execute("UPDATE objects SET verified_at = ?, verify_ok = ? WHERE sha256 = ?",
+        self._write("UPDATE objects SET verified_at = ?, verify_ok = ? WHERE sha256 = ?",
                         (now(), int(ok), sha256))
 
     # -- recordings -----------------------------------------------------------------------------
@@ -696,7 +704,7 @@ class Catalog:
         return [_build(Recording, r, ("probe",)) for r in rows]
 
     def set_access_copy(self, recording_id: str, sha256: str, mime: str) -> None:
-        self.db.execute("UPDATE recordings SET access_sha256 = ?, access_mime = ? WHERE id = ?",
+        self._write("UPDATE recordings SET access_sha256 = ?, access_mime = ? WHERE id = ?",
                         (sha256, mime, recording_id))
 
     # -- transcripts ----------------------------------------------------------------------------
@@ -759,7 +767,7 @@ class Catalog:
         the same version gives the same code, and the first issue is the one kept)."""
         cols = ("code", "recording_id", "version", "start", "end", "transcript_sha256",
                 "quote_sha256", "quote", "speaker", "issued_by", "issued_at")
-        cur = self.db.execute(f"INSERT OR IGNORE INTO citations ({', '.join(cols)})"
+        cur = self._write(f"INSERT OR IGNORE INTO citations ({', '.join(cols)})"
                               f" VALUES ({', '.join('?' * len(cols))})", [row[c] for c in cols])
         return cur.rowcount == 1
 
@@ -829,15 +837,15 @@ class Catalog:
         if "options" in changes:
             changes["options"] = json.dumps(changes["options"], ensure_ascii=False)
         sets = ", ".join(f"{k} = ?" for k in changes)
-        self.db.execute(f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?",
+        self._write(f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?",
                         [*changes.values(), now(), job_id])
 
     def stage_started(self, job_id: int, stage: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO job_stages (job_id, stage, status, started_at)"
+        self._write("INSERT OR REPLACE INTO job_stages (job_id, stage, status, started_at)"
                         " VALUES (?, ?, 'running', ?)", (job_id, stage, now()))
 
     def stage_finished(self, job_id: int, stage: str, status: str, seconds: float, message: str = "") -> None:
-        self.db.execute("UPDATE job_stages SET status = ?, finished_at = ?, seconds = ?, message = ?"
+        self._write("UPDATE job_stages SET status = ?, finished_at = ?, seconds = ?, message = ?"
                         " WHERE job_id = ? AND stage = ?", (status, now(), seconds, message, job_id, stage))
 
     def stages_done(self, job_id: int) -> set[str]:
@@ -850,13 +858,13 @@ class Catalog:
             "SELECT * FROM job_stages WHERE job_id = ? ORDER BY started_at", (job_id,))]
 
     def reset_stage(self, job_id: int, stage: str) -> None:
-        self.db.execute("DELETE FROM job_stages WHERE job_id = ? AND stage = ?", (job_id, stage))
+        self._write("DELETE FROM job_stages WHERE job_id = ? AND stage = ?", (job_id, stage))
 
     # -- users ----------------------------------------------------------------------------------
 
     def add_user(self, name: str, role: str, password_hash: str, clearance: bool = False) -> User:
         try:
-            self.db.execute("INSERT INTO users (name, role, password_hash, clearance, created_at)"
+            self._write("INSERT INTO users (name, role, password_hash, clearance, created_at)"
                             " VALUES (?, ?, ?, ?, ?)", (name, role, password_hash, int(clearance), now()))
         except sqlite3.IntegrityError:
             raise InvalidInput(f"A user named '{name}' exists already.") from None
@@ -877,7 +885,7 @@ class Catalog:
     def update_user(self, name: str, **changes: Any) -> User:
         self.get_user(name)
         sets = ", ".join(f"{k} = ?" for k in changes)
-        self.db.execute(f"UPDATE users SET {sets} WHERE name = ?", [*changes.values(), name])
+        self._write(f"UPDATE users SET {sets} WHERE name = ?", [*changes.values(), name])
         return self.get_user(name)
 
     # -- audit log ------------------------------------------------------------------------------
@@ -915,11 +923,11 @@ class Catalog:
     # -- fixity runs and backups ----------------------------------------------------------------
 
     def start_fixity_run(self, scope: str) -> int:
-        return self.db.execute("INSERT INTO fixity_runs (started_at, scope) VALUES (?, ?)",
+        return self._write("INSERT INTO fixity_runs (started_at, scope) VALUES (?, ?)",
                                (now(), scope)).lastrowid
 
     def finish_fixity_run(self, run_id: int, checked: int, failed: int, detail: dict) -> None:
-        self.db.execute("UPDATE fixity_runs SET finished_at = ?, checked = ?, failed = ?, detail = ? WHERE id = ?",
+        self._write("UPDATE fixity_runs SET finished_at = ?, checked = ?, failed = ?, detail = ? WHERE id = ?",
                         (now(), checked, failed, json.dumps(detail, ensure_ascii=False), run_id))
 
     def last_fixity_run(self) -> dict | None:
@@ -956,11 +964,11 @@ class Catalog:
         return [dict(r) for r in self.db.execute("SELECT * FROM objects WHERE verify_ok = 0 ORDER BY sha256")]
 
     def start_backup(self, kind: str, dest: str, label: str = "") -> int:
-        return self.db.execute("INSERT INTO backups (kind, dest, label, started_at, status)"
+        return self._write("INSERT INTO backups (kind, dest, label, started_at, status)"
                                " VALUES (?, ?, ?, ?, 'running')", (kind, dest, label, now())).lastrowid
 
     def finish_backup(self, backup_id: int, status: str, detail: dict) -> None:
-        self.db.execute("UPDATE backups SET finished_at = ?, status = ?, detail = ? WHERE id = ?",
+        self._write("UPDATE backups SET finished_at = ?, status = ?, detail = ? WHERE id = ?",
                         (now(), status, json.dumps(detail, ensure_ascii=False), backup_id))
 
     def list_backups(self, limit: int = 50) -> list[dict]:
@@ -979,12 +987,12 @@ class Catalog:
         """Insert a session exactly as a backup describes it; False if the id exists already."""
         cols = ["id", *SESSION_FIELDS, "revision", "created_at", "updated_at"]
         values = [json.dumps(doc[c], ensure_ascii=False) if c in JSON_LIST_FIELDS else doc[c] for c in cols]
-        cur = self.db.execute(f"INSERT OR IGNORE INTO sessions ({', '.join(cols)})"
+        cur = self._write(f"INSERT OR IGNORE INTO sessions ({', '.join(cols)})"
                               f" VALUES ({', '.join('?' * len(cols))})", values)
         return cur.rowcount == 1
 
     def restore_object(self, doc: dict) -> bool:
-        cur = self.db.execute("INSERT OR IGNORE INTO objects (sha256, size, kind, media_type, created_at)"
+        cur = self._write("INSERT OR IGNORE INTO objects (sha256, size, kind, media_type, created_at)"
                               " VALUES (?, ?, ?, ?, ?)",
                               (doc["sha256"], doc["size"], doc["kind"], doc.get("media_type", ""),
                                doc.get("created_at") or now()))
@@ -995,7 +1003,7 @@ class Catalog:
                 "access_mime", "duration", "has_video", "has_audio", "probe", "created_at"]
         values = [json.dumps(doc.get(c) or {}, ensure_ascii=False) if c == "probe" else doc.get(c)
                   for c in cols]
-        cur = self.db.execute(f"INSERT OR IGNORE INTO recordings ({', '.join(cols)})"
+        cur = self._write(f"INSERT OR IGNORE INTO recordings ({', '.join(cols)})"
                               f" VALUES ({', '.join('?' * len(cols))})", values)
         return cur.rowcount == 1
 
@@ -1209,7 +1217,7 @@ class Catalog:
                 r[0] for r in self.db.execute(f"SELECT {parent_col} FROM {table} WHERE {column} IN ({marks})",
                                               values)]
             self._delete_rows(refs, child, child_col, keys)
-        self.db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", values)
+        self._write(f"DELETE FROM {table} WHERE {column} IN ({marks})", values)
 
     def add_deletion(self, session_id: str, proposed_by: str, reason: str) -> dict:
         """A proposal to delete a session; refused if one is open already."""
@@ -1245,11 +1253,11 @@ class Catalog:
         if "detail" in changes:
             changes["detail"] = json.dumps(changes["detail"], ensure_ascii=False)
         sets = ", ".join(f"{k} = ?" for k in changes)
-        self.db.execute(f"UPDATE deletions SET {sets} WHERE id = ?", [*changes.values(), deletion_id])
+        self._write(f"UPDATE deletions SET {sets} WHERE id = ?", [*changes.values(), deletion_id])
         return self.get_deletion(deletion_id)
 
     def add_backup_removal(self, deletion_id: int, session_id: str, objects: list[str]) -> None:
-        self.db.execute("INSERT INTO backup_removals (deletion_id, session_id, objects, removed_at)"
+        self._write("INSERT INTO backup_removals (deletion_id, session_id, objects, removed_at)"
                         " VALUES (?, ?, ?, ?)", (deletion_id, session_id, json.dumps(objects), now()))
 
     def backup_removals(self) -> list[dict]:
@@ -1370,12 +1378,10 @@ class Catalog:
         row = self.db.execute("SELECT * FROM uploads WHERE id = ?", (upload_id,)).fetchone()
         return _upload(row) if row else None
 
-    def list_uploads(self, user: str | None = None, limit: int = 200) -> list[dict]:
+    def list_uploads(self, limit: int = 200) -> list[dict]:
         """The newest uploads first, with their owner (pid and start time) and folder."""
-        sql, args = "SELECT * FROM uploads", []
-        if user is not None:
-            sql, args = sql + " WHERE user = ?", [user]
-        return [_upload(r) for r in self.db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit])]
+        rows = self.db.execute("SELECT * FROM uploads ORDER BY seq DESC LIMIT ?", (limit,))
+        return [_upload(r) for r in rows]
 
     def unfinished_uploads(self) -> list[dict]:
         rows = self.db.execute("SELECT * FROM uploads WHERE status IN ('queued', 'running') ORDER BY seq")
