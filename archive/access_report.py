@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import asdict, dataclass
+
+from .catalog import with_detail
 
 KIND_LABELS = {"viewed": "Xem", "played": "Phát", "exported": "Xuất / sao lưu", "cited": "Trích dẫn"}
 _EXACT = {"session.view": "viewed", "play": "played", "download": "exported",
@@ -59,7 +60,7 @@ def access_rows(archive, session_id: str, kinds: set[str] | None = None) -> list
         kind = kind_of(entry["action"])
         if kind is None or (kinds and kind not in kinds):
             continue
-        detail = json.loads(entry["detail"] or "{}")
+        detail = with_detail(entry)["detail"]
         shown = "; ".join(f"{k}={detail[k]}" for k in DETAIL_KEYS if detail.get(k) not in (None, ""))
         rows.append(AccessRow(entry["at"], entry["actor"], roles.get(entry["actor"], ""), kind,
                               entry["action"], entry["target"] or "", detail.get("address", ""), shown))

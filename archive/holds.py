@@ -60,7 +60,7 @@ def set_legal_hold(archive, session_id: str, on: bool, actor: str = "system",
     """Put a session under legal hold, or release it; repeat to catch objects added since."""
     catalog = archive.catalog
     catalog.get_session(session_id)
-    objects = _objects(catalog, session_id)
+    objects = catalog.session_objects(session_id)  # all retention would delete, sealed copies too
     if on:
         # The catalog first: it is the record, the object lock is its enforcement.
         catalog.update_session(session_id, {"legal_hold": True})
@@ -109,7 +109,7 @@ def apply_retention(archive, session_id: str, actor: str = "system") -> LockResu
     session = catalog.get_session(session_id)
     until = retention_until(session.held_on, session.retention)
     enforced, why = lock_support(store)
-    objects = _objects(catalog, session_id)
+    objects = catalog.session_objects(session_id)
     result = LockResult(session_id, "retain", len(objects), enforced, why,
                         until.date().isoformat() if until else "")
     if not enforced or until is None:
@@ -121,16 +121,10 @@ def apply_retention(archive, session_id: str, actor: str = "system") -> LockResu
     return result
 
 
-def _objects(catalog, session_id: str) -> list[str]:
-    """What a hold or a retention period locks: every object retention would delete, the
-    silenced copies of sealed passages included."""
-    return catalog.session_objects(session_id)
-
-
 def _held_elsewhere(catalog, session_id: str) -> set[str]:
     """Objects that another session under legal hold shares (their hold must stay)."""
     shared: set[str] = set()
     for other in catalog.list_sessions():
         if other.legal_hold and other.id != session_id:
-            shared.update(_objects(catalog, other.id))
+            shared.update(catalog.session_objects(other.id))
     return shared

@@ -146,16 +146,15 @@ def switch_storage(settings, url: str) -> None:
 
     A secret given inside an s3:// url is not written into tcd.toml: it goes to a file of its
     own (mode 0600) that `secret_file` names."""
-    secret_file = None
     if url.startswith("s3://"):
         from .s3store import parse_url
         parts = parse_url(url)
         if parts["secret"]:
             secret_file = settings.home / SECRET_FILE_NAME
             write_atomic(secret_file, (parts["secret"] + "\n").encode("utf-8"), mode=0o600)
+            # first: a crash between the two settings leaves the old url, which still works
+            set_setting(settings.home, "storage", "secret_file", str(secret_file))
             url = strip_secret(url)
-    if secret_file:  # first: a crash between the two leaves the old url, which still works
-        set_setting(settings.home, "storage", "secret_file", str(secret_file))
     set_setting(settings.home, "storage", "url", url)
 
 

@@ -210,16 +210,14 @@ class S3Store:
                                      "check that the storage url names an S3 port.") from exc
         except MinioException as exc:
             raise StorageError(f"The S3 request to {self.endpoint} failed ({type(exc).__name__}).") from exc
-        except urllib3.exceptions.MaxRetryError as exc:
-            if isinstance(exc.reason, urllib3.exceptions.ResponseError):  # it answers, with 5xx
+        except urllib3.exceptions.HTTPError as exc:
+            if isinstance(getattr(exc, "reason", None), urllib3.exceptions.ResponseError):
+                # retries used up on 5xx answers: the server is up, but failing
                 status = re.search(r"\b(5\d\d)\b", str(exc.reason))
                 raise StorageUnavailable(
                     f"The S3 server {self.endpoint} answered with errors"
                     f"{f' (HTTP {status.group(1)})' if status else ''} to every try; it is up but "
                     "not able to serve now, and will be tried again.") from exc
-            raise StorageUnavailable(f"The S3 server {self.endpoint} cannot be reached "
-                                     f"({_reason(exc)}); start it or check the network.") from exc
-        except urllib3.exceptions.HTTPError as exc:
             raise StorageUnavailable(f"The S3 server {self.endpoint} cannot be reached "
                                      f"({_reason(exc)}); start it or check the network.") from exc
         except (ConnectionError, TimeoutError, http.client.HTTPException) as exc:

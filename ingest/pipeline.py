@@ -287,8 +287,9 @@ class Runner:
             except Exception as exc:
                 stage_status, status, message = _ending(exc, job_id, name)
                 catalog.stage_finished(job_id, name, stage_status, time.monotonic() - started, message)
+                # a stage that ended the job early (Stop) is done, and so is the job's work
                 catalog.update_job(job_id, status=status, message=message,
-                                   **({"progress": 1.0} if isinstance(exc, Stop) else {}))
+                                   **({"progress": 1.0} if stage_status == "done" else {}))
                 return self._outcome(job_id)
             catalog.stage_finished(job_id, name, "done", time.monotonic() - started)
             log.info("job %s: %s done in %.1f s", job_id, name, time.monotonic() - started)

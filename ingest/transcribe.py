@@ -170,10 +170,18 @@ def _reseed_dither() -> None:
     synthetic speech, 17% of the words changed between two decodes of the same audio). The
     dither itself stays on: with `--dither=0` exact digital silence gives out-of-range features,
     and the model then heard words in the pauses and found no end of utterance for 15 s."""
+    if _srand is not None:
+        _srand(DITHER_SEED)
+
+
+def _find_srand():
     try:
-        ctypes.CDLL(None).srand(DITHER_SEED)
+        return ctypes.CDLL(None).srand
     except (OSError, AttributeError, TypeError):  # no C library here: correct, not repeatable
-        pass
+        return None
+
+
+_srand = _find_srand()  # looked up once per process, not per chunk
 
 
 # Worker state: each worker process loads the model once, in the pool's initializer, and keeps

@@ -1,8 +1,6 @@
 """The admin page: the audit log (with a check of its hash chain) and the users."""
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -11,6 +9,7 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from archive import audit as audit_log
 from archive import users
+from archive.catalog import with_detail
 from archive.errors import InvalidInput, NotFound
 
 from .auth import archive, require
@@ -36,9 +35,8 @@ def index():
     catalog = archive().catalog
     actor = request.args.get("actor", "").strip() or None
     session_id = request.args.get("session", "").strip() or None
-    entries = catalog.audit_entries(session_id=session_id, actor=actor, limit=200, descending=True)
-    for entry in entries:
-        entry["detail"] = json.loads(entry["detail"])
+    entries = [with_detail(e) for e in catalog.audit_entries(session_id=session_id, actor=actor,
+                                                             limit=200, descending=True)]
     report = audit_log.verify(catalog) if request.args.get("verify") else None
     return render_template("admin.html", entries=entries, report=report, actor=actor or "",
                            session_id=session_id or "", users=catalog.list_users(),

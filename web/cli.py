@@ -58,7 +58,6 @@ def serve_app(archive, host: str, port: int, threads: int = THREADS, processes: 
     if processes <= 1:
         _serve(archive, listener, threads)
         return 0
-    archive.secret_key()  # made here once, not raced for by the workers
     sys.stdout.flush()
     archive.catalog.close()  # each worker opens its own connections
     return workers.Supervisor(lambda seats: _serve(archive, listener, threads, seats), processes).run()

@@ -20,7 +20,7 @@ from flask_login import current_user
 from werkzeug.http import parse_range_header
 
 from archive import seals
-from archive.catalog import Catalog
+from archive.catalog import Catalog, now
 from archive.errors import NotFound
 
 from .auth import archive, login_token, record, require
@@ -90,8 +90,7 @@ class SittingMarks:
             if clock < self._next_prune:
                 return None
             self._next_prune = clock + self.PRUNE_EVERY
-        cutoff = dt.datetime.now(dt.timezone.utc) - self.lifetime
-        return cutoff.replace(microsecond=0).isoformat()
+        return (dt.datetime.fromisoformat(now()) - self.lifetime).isoformat()
 
 
 def init_app(app) -> None:

@@ -19,7 +19,6 @@ import queue
 import secrets
 import tempfile
 import threading
-import time
 import unicodedata
 from collections import OrderedDict
 from pathlib import Path
@@ -144,28 +143,17 @@ class UploadWorker:
         self.queue.put(task["id"])
 
     def wait(self, upload_id: str, timeout: float | None = None) -> bool:
-        """Until the upload has run (True), the timeout passes or there is no such upload (False).
-        Another process's upload is watched in the catalog."""
+        """Until this process's upload has run (True), or the timeout passes or the upload is not
+        this process's (False)."""
         event = self.events.get(upload_id)
-        if event is not None:
-            return event.wait(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self.reap()
-            upload = self.archive.catalog.get_upload(upload_id)
-            if upload is None:
-                return False
-            if upload["status"] not in UNFINISHED:
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(0.2)
+        return event.wait(timeout) if event else False
 
-    def snapshot(self, user: str | None = None) -> list[dict]:
-        """The newest uploads first, of every server process, without server details."""
+    def snapshot(self) -> list[dict]:
+        """The newest uploads first, of every server process, without server details. Uploads
+        whose process ended are marked failed first (one query when none is unfinished)."""
         self.reap()
         return [{k: v for k, v in upload.items() if k not in PRIVATE}
-                for upload in self.archive.catalog.list_uploads(user, limit=KEEP_UPLOADS)]
+                for upload in self.archive.catalog.list_uploads(limit=KEEP_UPLOADS)]
 
     def reap(self) -> int:
         """Mark failed the uploads left queued or running by a server process that has ended."""
@@ -200,6 +188,12 @@ class UploadWorker:
                 self.run(task)
             except Exception:  # the catalog did not answer: keep the worker for the next upload
                 log.exception("upload %s could not be recorded", upload_id)
+                try:  # its own process still runs, so no reap would end it: say how it ended
+                    self.archive.catalog.fail_unfinished_upload(
+                        upload_id, "Không ghi được kết quả của lần tải lên này; xem các công việc "
+                                   "xử lý trong bảng để biết tệp đã được lưu chưa, nếu chưa hãy tải lên lại.")
+                except Exception:
+                    log.exception("upload %s stays unfinished in the catalog", upload_id)
 
     def run(self, task: dict) -> None:
         from ingest.pipeline import ingest_paths

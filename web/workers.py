@@ -92,19 +92,16 @@ class Supervisor:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
     def _watch(self) -> int:
-        while self.started:
+        """Replace workers that die until told to stop; `run` then reaps the rest (with a deadline)."""
+        while self.started and not self.stopping:
             try:
-                pid, status = os.wait()
+                pid, status = os.wait()  # a signal handled meanwhile does not interrupt it (PEP 475)
             except ChildProcessError:
                 return 0
-            except InterruptedError:
-                continue
-            if pid not in self.started:
+            if pid not in self.started or self.stopping:
                 continue
             index, since = self.started.pop(pid)
             lived = time.monotonic() - since
-            if self.stopping:
-                continue
             how = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                    else f"exited with status {os.WEXITSTATUS(status)}")
             if lived < STARTUP_GRACE:

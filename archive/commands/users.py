@@ -1,11 +1,11 @@
 """Commands for users of the web application and the audit log: `tcd user`, `tcd audit`."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
+from ..catalog import with_detail
 from ..cli import json_option, operator_name, pass_ctx, print_json
 
 @click.group()
@@ -72,14 +72,13 @@ def audit(ctx, verify_chain, session_id, actor, limit, as_json):
         else:
             click.echo(report.sentence(), err=not report.ok)
         sys.exit(0 if report.ok else 1)
-    entries = catalog.audit_entries(session_id=session_id, actor=actor, limit=limit or None,
-                                    descending=True)[::-1]
+    entries = [with_detail(e) for e in catalog.audit_entries(session_id=session_id, actor=actor,
+                                                             limit=limit or None, descending=True)[::-1]]
     if as_json:
-        return print_json([{**e, "detail": json.loads(e["detail"])} for e in entries])
+        return print_json(entries)
     if not entries:
         return click.echo("The audit log is empty.")
     for e in entries:
-        detail = json.loads(e["detail"])
-        extra = " ".join(f"{k}={v}" for k, v in detail.items())
+        extra = " ".join(f"{k}={v}" for k, v in e["detail"].items())
         click.echo(f"#{e['id']:<6} {e['at']}  {e['actor']:<14} {e['action']:<14} "
                    f"{e['session_id'] or '-':<14} {e['target'] or '-'}  {extra}".rstrip())
