@@ -623,7 +623,7 @@ class Catalog:
     def touch_session(self, session_id: str) -> None:
         """Bump the revision, so caches (the search index) know the session changed."""
         self._write("UPDATE sessions SET revision = revision + 1, updated_at = ? WHERE id = ?",
-                        (now(), session_id))
+                    (now(), session_id))
 
     def delete_session_if_empty(self, session_id: str) -> bool:
         with self.transaction() as db:
@@ -641,7 +641,7 @@ class Catalog:
 
     def add_object(self, sha256: str, size: int, kind: str, media_type: str = "") -> None:
         self._write("INSERT OR IGNORE INTO objects (sha256, size, kind, media_type, created_at)"
-                        " VALUES (?, ?, ?, ?, ?)", (sha256, size, kind, media_type, now()))
+                    " VALUES (?, ?, ?, ?, ?)", (sha256, size, kind, media_type, now()))
 
     def get_object(self, sha256: str) -> dict:
         row = self.db.execute("SELECT * FROM objects WHERE sha256 = ?", (sha256,)).fetchone()
@@ -668,7 +668,7 @@ class Catalog:
 
     def mark_verified(self, sha256: str, ok: bool) -> None:
         self._write("UPDATE objects SET verified_at = ?, verify_ok = ? WHERE sha256 = ?",
-                        (now(), int(ok), sha256))
+                    (now(), int(ok), sha256))
 
     # -- recordings -----------------------------------------------------------------------------
 
@@ -705,7 +705,7 @@ class Catalog:
 
     def set_access_copy(self, recording_id: str, sha256: str, mime: str) -> None:
         self._write("UPDATE recordings SET access_sha256 = ?, access_mime = ? WHERE id = ?",
-                        (sha256, mime, recording_id))
+                    (sha256, mime, recording_id))
 
     # -- transcripts ----------------------------------------------------------------------------
 
@@ -768,7 +768,7 @@ class Catalog:
         cols = ("code", "recording_id", "version", "start", "end", "transcript_sha256",
                 "quote_sha256", "quote", "speaker", "issued_by", "issued_at")
         cur = self._write(f"INSERT OR IGNORE INTO citations ({', '.join(cols)})"
-                              f" VALUES ({', '.join('?' * len(cols))})", [row[c] for c in cols])
+                          f" VALUES ({', '.join('?' * len(cols))})", [row[c] for c in cols])
         return cur.rowcount == 1
 
     def get_citation(self, code: str) -> dict | None:
@@ -838,15 +838,15 @@ class Catalog:
             changes["options"] = json.dumps(changes["options"], ensure_ascii=False)
         sets = ", ".join(f"{k} = ?" for k in changes)
         self._write(f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ?",
-                        [*changes.values(), now(), job_id])
+                    [*changes.values(), now(), job_id])
 
     def stage_started(self, job_id: int, stage: str) -> None:
         self._write("INSERT OR REPLACE INTO job_stages (job_id, stage, status, started_at)"
-                        " VALUES (?, ?, 'running', ?)", (job_id, stage, now()))
+                    " VALUES (?, ?, 'running', ?)", (job_id, stage, now()))
 
     def stage_finished(self, job_id: int, stage: str, status: str, seconds: float, message: str = "") -> None:
         self._write("UPDATE job_stages SET status = ?, finished_at = ?, seconds = ?, message = ?"
-                        " WHERE job_id = ? AND stage = ?", (status, now(), seconds, message, job_id, stage))
+                    " WHERE job_id = ? AND stage = ?", (status, now(), seconds, message, job_id, stage))
 
     def stages_done(self, job_id: int) -> set[str]:
         rows = self.db.execute("SELECT stage FROM job_stages WHERE job_id = ? AND status IN ('done', 'skipped')",
@@ -865,7 +865,7 @@ class Catalog:
     def add_user(self, name: str, role: str, password_hash: str, clearance: bool = False) -> User:
         try:
             self._write("INSERT INTO users (name, role, password_hash, clearance, created_at)"
-                            " VALUES (?, ?, ?, ?, ?)", (name, role, password_hash, int(clearance), now()))
+                        " VALUES (?, ?, ?, ?, ?)", (name, role, password_hash, int(clearance), now()))
         except sqlite3.IntegrityError:
             raise InvalidInput(f"A user named '{name}' exists already.") from None
         return self.get_user(name)
@@ -924,11 +924,11 @@ class Catalog:
 
     def start_fixity_run(self, scope: str) -> int:
         return self._write("INSERT INTO fixity_runs (started_at, scope) VALUES (?, ?)",
-                               (now(), scope)).lastrowid
+                           (now(), scope)).lastrowid
 
     def finish_fixity_run(self, run_id: int, checked: int, failed: int, detail: dict) -> None:
         self._write("UPDATE fixity_runs SET finished_at = ?, checked = ?, failed = ?, detail = ? WHERE id = ?",
-                        (now(), checked, failed, json.dumps(detail, ensure_ascii=False), run_id))
+                    (now(), checked, failed, json.dumps(detail, ensure_ascii=False), run_id))
 
     def last_fixity_run(self) -> dict | None:
         row = self.db.execute("SELECT * FROM fixity_runs WHERE finished_at IS NOT NULL"
@@ -965,11 +965,11 @@ class Catalog:
 
     def start_backup(self, kind: str, dest: str, label: str = "") -> int:
         return self._write("INSERT INTO backups (kind, dest, label, started_at, status)"
-                               " VALUES (?, ?, ?, ?, 'running')", (kind, dest, label, now())).lastrowid
+                           " VALUES (?, ?, ?, ?, 'running')", (kind, dest, label, now())).lastrowid
 
     def finish_backup(self, backup_id: int, status: str, detail: dict) -> None:
         self._write("UPDATE backups SET finished_at = ?, status = ?, detail = ? WHERE id = ?",
-                        (now(), status, json.dumps(detail, ensure_ascii=False), backup_id))
+                    (now(), status, json.dumps(detail, ensure_ascii=False), backup_id))
 
     def list_backups(self, limit: int = 50) -> list[dict]:
         """Backups, newest first, with `detail` decoded (sessions, files, bytes, message)."""
@@ -988,13 +988,13 @@ class Catalog:
         cols = ["id", *SESSION_FIELDS, "revision", "created_at", "updated_at"]
         values = [json.dumps(doc[c], ensure_ascii=False) if c in JSON_LIST_FIELDS else doc[c] for c in cols]
         cur = self._write(f"INSERT OR IGNORE INTO sessions ({', '.join(cols)})"
-                              f" VALUES ({', '.join('?' * len(cols))})", values)
+                          f" VALUES ({', '.join('?' * len(cols))})", values)
         return cur.rowcount == 1
 
     def restore_object(self, doc: dict) -> bool:
         cur = self._write("INSERT OR IGNORE INTO objects (sha256, size, kind, media_type, created_at)"
-                              " VALUES (?, ?, ?, ?, ?)",
-                              (doc["sha256"], doc["size"], doc["kind"], doc.get("media_type", ""),
+                          " VALUES (?, ?, ?, ?, ?)",
+                          (doc["sha256"], doc["size"], doc["kind"], doc.get("media_type", ""),
                                doc.get("created_at") or now()))
         return cur.rowcount == 1
 
@@ -1004,7 +1004,7 @@ class Catalog:
         values = [json.dumps(doc.get(c) or {}, ensure_ascii=False) if c == "probe" else doc.get(c)
                   for c in cols]
         cur = self._write(f"INSERT OR IGNORE INTO recordings ({', '.join(cols)})"
-                              f" VALUES ({', '.join('?' * len(cols))})", values)
+                          f" VALUES ({', '.join('?' * len(cols))})", values)
         return cur.rowcount == 1
 
     def restore_transcript(self, doc: dict, segments: list) -> bool:
@@ -1258,7 +1258,7 @@ class Catalog:
 
     def add_backup_removal(self, deletion_id: int, session_id: str, objects: list[str]) -> None:
         self._write("INSERT INTO backup_removals (deletion_id, session_id, objects, removed_at)"
-                        " VALUES (?, ?, ?, ?)", (deletion_id, session_id, json.dumps(objects), now()))
+                    " VALUES (?, ?, ?, ?)", (deletion_id, session_id, json.dumps(objects), now()))
 
     def backup_removals(self) -> list[dict]:
         """Sessions deleted under retention rules, which every backup must drop too."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import socket
 import threading
 import time
 from pathlib import Path
@@ -59,7 +60,7 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-def wait_for(predicate, timeout: float = 15.0, step: float = 0.1):
+def wait_for(predicate, timeout: float = 15.0, step: float = 0.1, what: str = "the condition"):
     """The first true value of `predicate()` within `timeout` seconds, else an AssertionError."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -67,7 +68,27 @@ def wait_for(predicate, timeout: float = 15.0, step: float = 0.1):
         if value:
             return value
         time.sleep(step)
-    raise AssertionError("timed out waiting in the browser")
+    raise AssertionError(f"timed out waiting for {what} ({timeout:g} s)")
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel hands out now, all held at once so they differ."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port nothing listens on (a stopped server)."""
+    return free_ports(1)[0]
 
 
 def serve_in_thread(httpd):

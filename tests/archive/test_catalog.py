@@ -119,6 +119,7 @@ def test_write_atomic_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         store.write_atomic(path, b"half")
     assert path.read_bytes() == b"secret\n"  # the old file, whole
+    assert (tmp_path / ".tcd.toml.part").exists()  # what the crash left behind
     monkeypatch.undo()
     store.write_atomic(path, b"new\n")  # the leftover temporary file is no obstacle
     assert path.read_bytes() == b"new\n" and [p.name for p in tmp_path.iterdir()] == ["tcd.toml"]

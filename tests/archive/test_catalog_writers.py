@@ -65,8 +65,10 @@ def test_a_writer_that_waited_too_long_goes_on_to_sqlite(tmp_path):
 
 # -- several processes (tcd serve runs one per core) ---------------------------------------------
 
-def _append_many(path: str, name: str, count: int, start) -> None:
+def _append_many(path: str, name: str, count: int, start, ready=None) -> None:
     catalog = Catalog(path)
+    if ready is not None:
+        ready.set()  # opened (and migrated): all that is left to do is appending
     start.wait(30)
     for i in range(count):
         catalog.append_audit(name, "search", detail={"i": i})
@@ -92,12 +94,13 @@ def test_a_writer_of_another_process_waits_its_turn_on_the_writers_file(tmp_path
     path = tmp_path / "catalog.db"
     reader = Catalog(path)  # opened first: opening migrates, which is a write
     context = multiprocessing.get_context("fork")
-    start = context.Event()
-    start.set()
+    ready, start = context.Event(), context.Event()
+    other = context.Process(target=_append_many, args=(str(path), "other", 1, start, ready))
+    other.start()
+    assert ready.wait(30)  # its catalog is open: only append_audit can wait for the lock below
     with open(tmp_path / "catalog.db-writers", "ab") as writers:
         fcntl.flock(writers, fcntl.LOCK_EX)  # as another process's transaction holds it
-        other = context.Process(target=_append_many, args=(str(path), "other", 1, start))
-        other.start()
+        start.set()
         other.join(1.5)
         assert other.is_alive() and reader.audit_entries() == []  # queued
         fcntl.flock(writers, fcntl.LOCK_UN)
@@ -114,11 +117,30 @@ def test_a_forked_child_opens_its_own_connection(tmp_path):
     if pid == 0:  # the child: never return into pytest
         ok = False
         try:
-            ok = catalog.db is not parent_conn
+            own = catalog.db is not parent_conn
             catalog.append_audit("child", "y")
+            ok = own  # only once the append went through too
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert [e["actor"] for e in catalog.audit_entries()] == ["parent", "child"]
     assert audit.verify(catalog).ok
+
+
+def test_a_single_statement_write_queues_too(tmp_path):
+    """Writes outside an explicit transaction (job progress, fixity rows, …) wait on the same
+    queue: they once went straight to SQLite's sleeping busy handler."""
+    catalog = Catalog(tmp_path / "catalog.db")
+    done = threading.Event()
+    with open(tmp_path / "catalog.db-writers", "ab") as writers:
+        fcntl.flock(writers, fcntl.LOCK_EX)  # another process is writing
+        writer = threading.Thread(target=lambda: (catalog.start_fixity_run("all objects"), done.set()))
+        writer.start()
+        try:
+            assert not done.wait(0.5)  # queued behind the other process
+        finally:
+            fcntl.flock(writers, fcntl.LOCK_UN)
+    assert done.wait(10)
+    writer.join()
+    assert catalog.last_fixity_run() is None and len(catalog.list_fixity_runs()) == 1

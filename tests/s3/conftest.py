@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,23 +22,11 @@ import pytest
 import urllib3
 from minio import Minio
 
+from ..conftest import free_ports
+
 ACCESS_KEY = "tcd-test"
 SECRET_KEY = "tcd-test-secret-5d1c9e"
 WEED = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel hands out now, all held at once so they differ."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class SeaweedFS:
@@ -175,12 +162,6 @@ def seaweed(tmp_path_factory):
 def own_seaweed(tmp_path_factory):
     """A server of the test's own, which it may stop and restart (the outage tests)."""
     yield from running(tmp_path_factory.mktemp("seaweedfs-own"))
-
-
-@pytest.fixture
-def unused_port() -> int:
-    """A port nothing listens on (a stopped server)."""
-    return free_ports(1)[0]
 
 
 @pytest.fixture

@@ -107,6 +107,8 @@ def test_errors_on_every_try_say_the_server_fails_and_leave_nothing(proxy, seawe
     with pytest.raises(StorageUnavailable, match=rf"The S3 server {p.endpoint} answered with errors "
                                                  r"\(HTTP 503\) to every try; it is up but not able"):
         store.put_file(source)
+    tries = p.failed
+    assert tries >= 3  # put_file alone tried again before giving up
     with pytest.raises(StorageUnavailable, match="answered with errors"):
         store.check()
     assert p.forwarded == 0 and p.failed >= 3  # tried again before giving up

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -16,13 +14,9 @@ from pathlib import Path
 from archive import open_archive
 from web.demo import HUMAN_LABEL
 
+from ..conftest import free_ports, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def demo(home: Path, *args: str, **popen) -> subprocess.Popen:
@@ -35,7 +29,7 @@ def password_from(output: str) -> str:
 
 
 def test_demo_ingests_the_sample_and_serves_it_to_the_printed_password(tmp_path):
-    home, port = tmp_path / "demo-data", free_port()
+    home, port = tmp_path / "demo-data", free_ports(1)[0]
     server = demo(home, "--port", str(port))
     try:
         lines = []
@@ -49,12 +43,13 @@ def test_demo_ingests_the_sample_and_serves_it_to_the_printed_password(tmp_path)
         jar = http.cookiejar.CookieJar()
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+
+        def login_page() -> str | None:
             try:
-                page = browser.open(base + "/login", timeout=5).read().decode()
-                break
+                return browser.open(base + "/login", timeout=5).read().decode()
             except OSError:
-                time.sleep(0.1)
+                return None  # not listening yet
+        page = wait_for(login_page, what="the demo's sign-in page")
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
         form = urllib.parse.urlencode({"username": "admin", "password": password, "csrf_token": token})
         browser.open(base + "/login", data=form.encode(), timeout=10).read()

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import http.client
 import threading
-import time
 from types import SimpleNamespace
 
 import waitress
 
 from web import dispatch
 
-from ..conftest import serve_in_thread
-
-
-def wait_until(condition, timeout: float = 10) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.01)
+from ..conftest import serve_in_thread, wait_for
 
 
 def test_waiting_media_requests_go_before_waiting_pages_in_their_order():
@@ -52,7 +44,8 @@ def test_waiting_media_requests_go_before_waiting_pages_in_their_order():
             if n == 0:
                 assert busy.wait(10)  # the only thread is taken
             else:
-                wait_until(lambda: len(pool.queue) == n)  # queued in the order sent
+                wait_for(lambda: len(pool.queue) == n, timeout=10, step=0.01,
+                         what=f"{n} requests queued")  # queued in the order sent
         release.set()
         for c in clients:
             c.join(10)

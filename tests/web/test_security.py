@@ -1,7 +1,6 @@
 """CSRF, sign-in throttling, cookies, headers and escaping of what the archive holds."""
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -59,15 +58,24 @@ def test_forms_carry_the_token(as_role):
 
 # -- throttling ---------------------------------------------------------------------------------
 
-def throttled_app(site, **config):
-    app = create_app(site["archive"], {"TESTING": True, "LOGIN_DELAY": 1.0, **config})
-    # the counts live in the module's catalog, where earlier tests failed too: start from none
-    app.extensions["tcd_throttle"]["address"].succeeded("127.0.0.1")
-    return app
+@pytest.fixture
+def throttled_app(site):
+    """Makes applications with a short sign-in delay. The counts live in the module's catalog,
+    where earlier tests failed too: each starts from none for this address, and the counts a test
+    leaves are removed after it, also when it fails."""
+    catalog = site["archive"].catalog
+
+    def make(**config):
+        app = create_app(site["archive"], {"TESTING": True, "LOGIN_DELAY": 1.0, **config})
+        app.extensions["tcd_throttle"]["address"].succeeded("127.0.0.1")
+        return app
+    yield make
+    with catalog.transaction() as db:
+        db.execute("DELETE FROM sign_in_failures WHERE scope IN ('user', 'address')")
 
 
-def test_failed_sign_ins_for_one_user_are_slowed_down(site, helpers):
-    app = throttled_app(site, LOGIN_FREE_TRIES_USER=2)
+def test_failed_sign_ins_for_one_user_are_slowed_down(site, helpers, throttled_app):
+    app = throttled_app(LOGIN_FREE_TRIES_USER=2)
     client = app.test_client()
     assert helpers.sign_in(client, "inspector", "sai mật khẩu 1").status_code == 401
     assert helpers.sign_in(client, "inspector", "sai mật khẩu 2").status_code == 401
@@ -83,8 +91,8 @@ def test_failed_sign_ins_for_one_user_are_slowed_down(site, helpers):
     assert about[-4:] == ["login.failed", "login.failed", "login.throttled", "login"]
 
 
-def test_failed_sign_ins_from_one_address_are_slowed_down(site, helpers):
-    app = throttled_app(site, LOGIN_FREE_TRIES_USER=100, LOGIN_FREE_TRIES_ADDRESS=3)
+def test_failed_sign_ins_from_one_address_are_slowed_down(helpers, throttled_app):
+    app = throttled_app(LOGIN_FREE_TRIES_USER=100, LOGIN_FREE_TRIES_ADDRESS=3)
     client = app.test_client()
     for name in ("a1", "a2", "a3"):
         assert helpers.sign_in(client, name, "đoán mò 123").status_code == 401

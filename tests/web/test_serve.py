@@ -16,14 +16,11 @@ import pytest
 
 from web import workers as workers_module
 from web.cli import is_loopback
+from web.workers import Seats
+
+from ..conftest import free_ports, wait_for
 
 TCD = str(Path(sys.executable).parent / "tcd")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("::1", True), ("localhost", True),
@@ -34,7 +31,7 @@ def test_is_loopback(host, loopback):
 
 def test_tcd_serve_answers_on_loopback(tmp_path):
     home = tmp_path / "tcd-data"
-    port = free_port()
+    port = free_ports(1)[0]
     home.mkdir()
     (home / "tcd.toml").write_text(f"[server]\nport = {port}\n")  # the port comes from the settings
     env = {**os.environ, "TCD_HOME": str(home)}
@@ -72,23 +69,14 @@ def _answers(port: int) -> bool:
         return False
 
 
-def _wait(condition, timeout: float = 30) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_workers_share_the_socket_a_dead_one_is_replaced_and_all_stop_together(tmp_path):
-    port = free_port()
+    port = free_ports(1)[0]
     env = {**os.environ, "TCD_HOME": str(tmp_path / "tcd-data")}
     server = subprocess.Popen([TCD, "serve", "--port", str(port), "--processes", "2"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     parent = psutil.Process(server.pid)
     try:
-        assert _wait(lambda: _answers(port)), "tcd serve did not answer"
+        wait_for(lambda: _answers(port), timeout=30, what="tcd serve to answer")
         workers = parent.children()
         assert len(workers) == 2
         # Many connections held open at once land on both workers (the kernel wakes either).
@@ -107,8 +95,8 @@ def test_workers_share_the_socket_a_dead_one_is_replaced_and_all_stop_together(t
 
         time.sleep(workers_module.STARTUP_GRACE)  # past start-up: a death now is a crash, not a bad set-up
         workers[0].kill()
-        assert _wait(lambda: len(parent.children()) == 2 and workers[0].pid not in
-                     {c.pid for c in parent.children()})
+        wait_for(lambda: len(parent.children()) == 2 and workers[0].pid not in
+                 {c.pid for c in parent.children()}, timeout=30, what="a replacement worker")
         assert _answers(port)
         everyone = parent.children()
     finally:
@@ -119,31 +107,39 @@ def test_workers_share_the_socket_a_dead_one_is_replaced_and_all_stop_together(t
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in everyone)
 
 
-def test_a_worker_that_cannot_start_stops_the_server_instead_of_restarting_forever():
-    calls = []
-
+def test_a_worker_that_cannot_start_stops_the_server_instead_of_restarting_forever(tmp_path):
     def broken():
-        calls.append(1)
+        (tmp_path / str(os.getpid())).touch()  # which process ran the work
         raise RuntimeError("no catalog")
 
     started = time.monotonic()
     assert workers_module.Supervisor(lambda seats: broken(), 2).run() == 1
     assert time.monotonic() - started < workers_module.STARTUP_GRACE + 5
-    assert calls == []  # the work ran in the children, never here
+    ran_in = {int(p.name) for p in tmp_path.iterdir()}
+    assert 1 <= len(ran_in) <= 2  # in the children, at most once per seat: not restarted in a loop
+    assert os.getpid() not in ran_in  # the work ran in the children, never here
 
 
-def test_two_servers_cannot_share_a_port(tmp_path):
-    port = free_port()
-    with socket.create_server(("127.0.0.1", port)):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_port_in_use_is_refused_without_a_traceback(tmp_path, processes):
+    with socket.create_server(("127.0.0.1", 0)) as held:  # bound at once: no window for others
+        port = held.getsockname()[1]
         result = subprocess.run([TCD, "--home", str(tmp_path / "d"), "serve", "--port", str(port),
-                                 "--processes", "2"], capture_output=True, text=True, timeout=60)
+                                 "--processes", processes], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
-def test_one_process_also_refuses_a_port_in_use(tmp_path):
-    port = free_port()
-    with socket.create_server(("127.0.0.1", port)):
-        result = subprocess.run([TCD, "--home", str(tmp_path / "d"), "serve", "--port", str(port),
-                                 "--processes", "1"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and "Cannot listen" in result.stderr and "Traceback" not in result.stderr
+def test_a_worker_takes_a_connection_only_while_no_other_holds_fewer():
+    s = Seats(2)
+    s.sit(0)
+    s.counts[1] = 0
+    assert not s.may_accept(1)  # the other seat holds none
+    assert s.may_accept(0)
+
+    s.counts[0], s.counts[1] = 3, 5
+    assert s.may_accept(3)      # seat 0 holds the fewest
+    s.index = 1                 # the same shared counts seen from seat 1 (sit() would zero them)
+    assert not s.may_accept(5)
+    assert list(s.counts) == [3, 5]

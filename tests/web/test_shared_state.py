@@ -27,6 +27,8 @@ from web import create_app
 from web.media import SittingMarks
 from web.throttle import Throttle
 
+from ..conftest import wait_for
+
 # A server process for these tests: the application on the data directory in argv[1], driven
 # through Flask's test client (requests served in that process), then one action.
 CHILD = r"""
@@ -51,10 +53,12 @@ def sign_in(name, password):
 
 if action == "guess":  # wrong passwords for one user name
     print(json.dumps([sign_in(args[0], "không phải mật khẩu") for _ in range(int(args[1]))]))
-elif action == "count-failures":  # the throttle alone, as fast as it goes, from a given moment
+elif action == "count-failures":  # the throttle alone, as fast as it goes, from the moment it is told
     from web.throttle import Throttle
     throttle = Throttle(arch.catalog, args[0], free_tries=10**9, delay=1.0, max_delay=1.0)
-    start, stop = float(args[2]), float(args[2]) + float(args[3])
+    print("ready", flush=True)
+    start = float(sys.stdin.readline())
+    stop = start + float(args[2])
     time.sleep(max(0.0, start - time.time()))
     counted = 0
     while time.time() < stop:
@@ -82,7 +86,8 @@ def run_child(site, helpers, action: str, *args, config: dict | None = None, add
                *map(str, args)]
     env = {**os.environ, "TCD_TEST_ADDRESS": address, "TCD_TEST_PASSWORD": helpers.PASSWORD}
     if not wait:
-        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
@@ -112,13 +117,15 @@ def sign_in_at(app, helpers, name: str, address: str, password: str | None = Non
 
 def test_failures_in_one_process_throttle_sign_in_in_another(site, helpers):
     config = {"LOGIN_FREE_TRIES_USER": 2, "LOGIN_DELAY": 30.0}
-    assert json.loads(run_child(site, helpers, "guess", "inspector", 2, config=config)) == [401, 401]
     app = create_app(site["archive"], {"TESTING": True, **config})
-    client, response = sign_in_at(app, helpers, "inspector", "10.9.0.2")  # right password, other address
-    assert response.status_code == 429 and int(response.headers["Retry-After"]) > 20
-    _, response = sign_in_at(app, helpers, "handler", "10.9.0.2")
-    assert response.status_code == 302  # only that user name is held up
-    app.extensions["tcd_throttle"]["user"].succeeded("inspector")
+    try:
+        assert json.loads(run_child(site, helpers, "guess", "inspector", 2, config=config)) == [401, 401]
+        client, response = sign_in_at(app, helpers, "inspector", "10.9.0.2")  # right password, other address
+        assert response.status_code == 429 and int(response.headers["Retry-After"]) > 20
+        _, response = sign_in_at(app, helpers, "handler", "10.9.0.2")
+        assert response.status_code == 302  # only that user name is held up
+    finally:  # the counts are in the module's shared catalog: never leave them to the next test
+        app.extensions["tcd_throttle"]["user"].succeeded("inspector")
     assert helpers.sign_in(client, "inspector").status_code == 302
 
 
@@ -132,9 +139,15 @@ def test_failures_from_an_address_count_in_every_process(site, second, helpers):
 
 
 def test_two_processes_counting_at_once_lose_no_failure(site, helpers):
-    start = time.time() + 2.5  # both have started by then: their counting overlaps
-    children = [run_child(site, helpers, "count-failures", "race", "k", start, 1.0, wait=False)
+    children = [run_child(site, helpers, "count-failures", "race", "k", 1.0, wait=False)
                 for _ in range(2)]
+    for child in children:  # both have started: the moment they are told makes their counting overlap
+        ready = child.stdout.readline()
+        assert ready == "ready\n", ready + child.communicate(timeout=60)[1]
+    start = time.time() + 0.2
+    for child in children:
+        child.stdin.write(f"{start}\n")
+        child.stdin.flush()
     counted = []
     for child in children:
         out, err = child.communicate(timeout=60)
@@ -235,12 +248,13 @@ def test_a_mark_the_catalog_did_not_take_is_asked_again(site, monkeypatch):
 
 # -- uploads --------------------------------------------------------------------------------------
 
-def test_an_upload_in_one_process_shows_on_the_jobs_of_another(site, second, helpers, tmp_path, as_role):
+def test_an_upload_in_one_process_shows_on_the_jobs_of_another(site, second, helpers, tmp_path):
     notes = tmp_path / "bien-ban-khac.mp4"
     notes.write_bytes("Biên bản — không phải video".encode())
     upload_id = run_child(site, helpers, "upload", notes)
     app = create_app(second, {"TESTING": True})
-    assert app.extensions["tcd_uploads"].wait(upload_id, timeout=5)  # watched in the catalog
+    wait_for(lambda: second.catalog.get_upload(upload_id)["status"] not in ("queued", "running"),
+             timeout=5, what="the other process's upload to end")  # watched in the catalog
     client, _ = sign_in_at(app, helpers, "archivist", "10.9.3.1")
     page = client.get("/jobs").get_data(as_text=True)
     assert f'data-upload="{upload_id}"' in page and "bien-ban-khac.mp4" in page and "Bị từ chối" in page
@@ -275,20 +289,21 @@ def test_an_upload_of_a_live_process_is_left_alone_but_not_of_a_reused_pid(site)
             "point": "", "status": "running", "outcomes": [], "message": "", "folder": "/nowhere",
             "created_at": "2025-06-01T00:00:00+00:00"}
     catalog.add_upload({**task, "id": "live-owner"}, pid, process_started(pid), keep=200)
-    catalog.add_upload({**task, "id": "reused-pid"}, pid, process_started(pid) - 3600, keep=200)
-    ended = subprocess.Popen([sys.executable, "-c", "pass"])  # not waited for: a zombie once it ends
-    catalog.add_upload({**task, "id": "zombie-owner"}, ended.pid, process_started(ended.pid), keep=200)
-    zombie = psutil.Process(ended.pid)
-    for _ in range(100):
-        if zombie.status() == psutil.STATUS_ZOMBIE:
-            break
-        time.sleep(0.05)
-    UploadWorker(site["archive"])
-    ended.wait()
-    assert catalog.get_upload("live-owner")["status"] == "running"
-    assert catalog.get_upload("reused-pid")["status"] == "failed"
-    assert catalog.get_upload("zombie-owner")["status"] == "failed"
-    catalog.update_upload("live-owner", status="failed", message="dọn dẹp", finished_at="2025-06-01T00:00:01+00:00")
+    try:
+        catalog.add_upload({**task, "id": "reused-pid"}, pid, process_started(pid) - 3600, keep=200)
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])  # not waited for: a zombie once it ends
+        catalog.add_upload({**task, "id": "zombie-owner"}, ended.pid, process_started(ended.pid), keep=200)
+        zombie = psutil.Process(ended.pid)
+        wait_for(lambda: zombie.status() == psutil.STATUS_ZOMBIE, timeout=10, step=0.05,
+                 what="the ended child to be a zombie")
+        UploadWorker(site["archive"])
+        ended.wait()
+        assert catalog.get_upload("live-owner")["status"] == "running"
+        assert catalog.get_upload("reused-pid")["status"] == "failed"
+        assert catalog.get_upload("zombie-owner")["status"] == "failed"
+    finally:  # this process lives on: nothing else would end its upload in the module's catalog
+        catalog.update_upload("live-owner", status="failed", message="dọn dẹp",
+                              finished_at="2025-06-01T00:00:01+00:00")
 
 
 def test_only_the_newest_finished_uploads_are_kept(tmp_path):
@@ -330,3 +345,4 @@ def test_the_upload_worker_outlives_a_catalog_that_did_not_answer(site, monkeypa
     assert worker.wait("recorded", timeout=60)
     assert catalog.get_upload("recorded")["status"] == "done"
     assert "upload unrecorded could not be recorded" in caplog.text
+    assert catalog.get_upload("unrecorded")["status"] == "failed"  # its own process said how it ended

@@ -4,27 +4,21 @@ health check says which part is down. The store here is an S3 address where noth
 (a stopped server); the catalog and index are the test site's."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from archive import open_archive
 from web import create_app
 
+from ..conftest import free_ports
 from .conftest import sign_in
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # free once the socket closes: nothing listens there
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 def down(site):
-    """The test site's application with its store on a stopped S3 server."""
+    """The test site's application with its store on a stopped S3 server. (The `unused_port`
+    fixture is per test, so this module-wide fixture asks `free_ports` itself.)"""
     arch = open_archive(site["archive"].home, env={
-        "TCD_STORAGE": f"s3://tcd@127.0.0.1:{closed_port()}/archive?secure=false",
+        "TCD_STORAGE": f"s3://tcd@127.0.0.1:{free_ports(1)[0]}/archive?secure=false",
         "TCD_S3_SECRET": "not-used-no-server"})
     yield create_app(arch, {"TESTING": True, "INGEST_IN_BACKGROUND": False})
     arch.catalog.close()
