@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 from archive import Archive, Job
 from archive.catalog import now
 from archive.errors import ArchiveError, InvalidMedia, StorageUnavailable
-from archive.store import copy_hashing, disk_error
+from archive.store import copy_hashing, disk_error, hash_file
 
 from . import media
 
@@ -172,10 +172,15 @@ def transcode(ctx: JobContext) -> None:
     info = ctx.info()
     weight = 0.8 if info.has_audio else 1.0
     if not rec.access_sha256:
+        _drop_unrecorded(ctx)
         out = ctx.workdir / "access.part"
         try:
             plan = media.make_access_copy(ctx.staged, out, info, lambda f: ctx.progress(f * weight))
-            stored = ctx.archive.store.put_file(out)
+            sha256, _ = hash_file(out)
+            # Named in the job before it is stored: a kill before the recording points at it leaves
+            # a key the next run removes (an encoder run again need not give the same bytes).
+            ctx.update(options={**ctx.job.options, "storing": sha256})
+            stored = ctx.archive.store.put_file(out, sha256)
         except OSError as exc:
             raise disk_error(exc, "the staging folder") from exc
         finally:
@@ -191,6 +196,14 @@ def transcode(ctx: JobContext) -> None:
             part.unlink(missing_ok=True)
             raise disk_error(exc, "the staging folder") from exc
         os.replace(part, ctx.asr_audio)
+
+
+def _drop_unrecorded(ctx: JobContext) -> None:
+    """Remove an access copy a killed run stored but no row names (see transcode)."""
+    catalog, left = ctx.archive.catalog, ctx.job.options.get("storing")
+    if left and not catalog.object_in_use(left):
+        catalog.forget_object(left)
+        ctx.archive.store.delete(left)
 
 
 def transcribe(ctx: JobContext) -> None:

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from archive import open_archive
 from archive.store import hash_file
 
@@ -61,3 +63,41 @@ def test_sigkill_at_several_points_then_resume(home, media):
     assert not any((home / "staging").glob("[0-9]*")), "staging is cleaned up"
     stages = {s for s, _ in stages_seen} - {"none"}
     assert len(stages) >= 2, f"the kills should land in different stages: {stages_seen}"
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at one exact point: the runner cannot catch it and nothing after it runs."""
+
+
+@pytest.mark.parametrize("killed_in", ["add_object", "set_access_copy"])
+def test_a_kill_after_storing_the_access_copy_leaves_no_stray_object(archive, media, monkeypatch, killed_in):
+    from ingest import pipeline
+    src = media("vp9_opus_webm")
+    real_copy, real_call = pipeline.media.make_access_copy, getattr(archive.catalog, killed_in)
+
+    def other_bytes(source, out, info, progress):  # an encoder run again need not give the same bytes
+        plan = real_copy(source, out, info, progress)
+        with open(out, "ab") as f:
+            f.write(b"\0")
+        return plan
+
+    def kill_for_access(*args, **kwargs):
+        if killed_in == "set_access_copy" or args[2] == "access":
+            raise Killed
+        return real_call(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.media, "make_access_copy", other_bytes)
+    monkeypatch.setattr(archive.catalog, killed_in, kill_for_access)
+    with pytest.raises(Killed):
+        pipeline.ingest_paths(archive, [src])
+    first = set(archive.store.keys()) - {hash_file(src)[0]}
+    assert len(first) == 1, "the first access copy was stored before the kill"
+    monkeypatch.undo()
+
+    [done] = pipeline.resume(archive, pipeline.Runner(archive))
+    assert done.status == "done", done.message
+    keys = sorted(archive.store.keys())
+    assert keys == sorted(o["sha256"] for o in archive.catalog.list_objects())
+    assert len(keys) == 2 and not first & set(keys), "the stray first copy is gone, the new one kept"
+    [rec] = archive.catalog.recordings_for_session(done.session_id)
+    assert archive.store.rehash(rec.access_sha256) == rec.access_sha256
