@@ -25,6 +25,7 @@ class Watcher:
         self.interval, self.settle, self.point = interval, settle, point
         self.runner = runner or pipeline.Runner(archive)
         self._seen: dict[Path, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, unchanged since)
+        self._taken: set[tuple[Path, int, int]] = set()  # (path, size, mtime_ns) the catalog has a job for
 
     def ready(self, clock: float | None = None) -> list[Path]:
         """Files that stopped changing at least `settle` seconds ago and have no job yet."""
@@ -40,18 +41,24 @@ class Watcher:
             if (size, mtime) != (stat.st_size, stat.st_mtime_ns):
                 self._seen[path] = (stat.st_size, stat.st_mtime_ns, clock)
                 continue
-            if clock - since >= self.settle and not self.has_job(path):
+            if clock - since >= self.settle and not self.has_job(path, stat):
                 ready.append(path)
         for gone in set(self._seen) - present:
             del self._seen[gone]
+        self._taken = {t for t in self._taken if t[0] in present}
         return ready
 
-    def has_job(self, path: Path) -> bool:
+    def has_job(self, path: Path, stat=None) -> bool:
+        """Whether this version of the file has a job; the catalog is asked until it has one."""
         try:
-            stat = path.stat()
+            stat = stat or path.stat()
         except FileNotFoundError:
             return True
-        return self.archive.catalog.job_for_source(str(path.resolve()), stat.st_size, stat.st_mtime) is not None
+        version = (path, stat.st_size, stat.st_mtime_ns)
+        if version not in self._taken and self.archive.catalog.job_for_source(
+                str(path.resolve()), stat.st_size, stat.st_mtime) is not None:
+            self._taken.add(version)
+        return version in self._taken
 
     def step(self) -> list[pipeline.Outcome]:
         outcomes = []

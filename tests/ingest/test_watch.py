@@ -43,3 +43,21 @@ def test_watch_ingests_once_and_survives_a_restart(archive, media, tmp_path):
             for r in archive.catalog.recordings_for_session(s.id)}
     assert recs == {hash_file(a)[0], hash_file(b)[0]}
     assert len(pipeline.expand_paths([inbox])) == 2, "partial downloads are skipped"
+
+
+def test_a_file_with_a_job_is_looked_up_once_until_it_changes(archive, media, tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    target = shutil.copy(media("m4a"), inbox / "phiên.m4a")
+    Watcher(archive, inbox, settle=0.2, interval=0.1).run(once=True)
+    asked = []
+    real = archive.catalog.job_for_source
+    monkeypatch.setattr(archive.catalog, "job_for_source", lambda *a: asked.append(a) or real(*a))
+    watcher = Watcher(archive, inbox, settle=5.0)   # a restart: it learns from the catalog once
+    for clock in (0.0, 10.0, 20.0, 30.0):
+        assert watcher.ready(clock=clock) == []
+    assert len(asked) == 1, "a settled file that has a job is not looked up every round"
+    with open(target, "ab") as f:                     # a new version of the file is a new question
+        f.write(b"\0")
+    assert watcher.ready(clock=40.0) == [] and watcher.ready(clock=50.0) == [target]
+    assert len(asked) == 2
