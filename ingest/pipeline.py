@@ -105,6 +105,8 @@ def receive(ctx: JobContext) -> None:
     """Copy the source into staging, hashing as it copies; the same original twice is one recording."""
     job = ctx.job
     source = Path(job.source)
+    if job.options.get("take") and not source.exists() and ctx.staged.is_file():
+        source = ctx.staged   # taken in by a run killed before it was hashed
     if not source.is_file():
         raise ArchiveError(f"{job.source_name} is no longer at {source}; nothing was stored from it.")
     ctx.workdir.mkdir(parents=True, exist_ok=True)
@@ -118,9 +120,14 @@ def receive(ctx: JobContext) -> None:
         ctx.progress(done / total)
 
     try:
-        with open(source, "rb") as src, open(partial, "wb") as dst:
-            sha256, size = copy_hashing(src, dst, advance)
-        os.replace(partial, ctx.staged)
+        if job.options.get("take"):
+            # an upload already in staging is moved in and read once, not written a second time
+            os.replace(source, ctx.staged)
+            sha256, size = hash_file(ctx.staged, advance)
+        else:
+            with open(source, "rb") as src, open(partial, "wb") as dst:
+                sha256, size = copy_hashing(src, dst, advance)
+            os.replace(partial, ctx.staged)
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise disk_error(exc, "the staging folder") from exc
@@ -409,11 +416,12 @@ def _date_from_name(name: str) -> str | None:
 
 def create_jobs(archive: Archive, files: list[Path], *, session_id: str | None = None,
                 session_meta: dict | None = None, point: str = "", actor: str = "system",
-                one_session: bool | None = None) -> list[Job]:
+                one_session: bool | None = None, take: bool = False) -> list[Job]:
     """One job per file, in the catalog before any work starts, so a crash loses none.
 
     With `session_id` every file joins that session; with metadata (a title, a case…) all files
-    form one new session; with neither each file becomes its own session."""
+    form one new session; with neither each file becomes its own session. With `take` the files
+    are the archive's own (uploads in staging): moved into the job's folder, not copied."""
     catalog = archive.catalog
     if session_id:
         catalog.get_session(session_id)
@@ -433,7 +441,8 @@ def create_jobs(archive: Archive, files: list[Path], *, session_id: str | None =
         stat = path.stat()
         jobs.append(catalog.create_job(source=str(path), source_name=path.name, session_id=sid,
                                        point=point, source_size=stat.st_size,
-                                       source_mtime=stat.st_mtime, options={"actor": actor}))
+                                       source_mtime=stat.st_mtime,
+                                       options={"actor": actor, **({"take": True} if take else {})}))
     return jobs
 
 
@@ -452,9 +461,9 @@ def resume(archive: Archive, runner: Runner, statuses: tuple[str, ...] = UNFINIS
 
 def ingest_paths(archive: Archive, paths: Iterable[Path], *, session_id: str | None = None,
                  session_meta: dict | None = None, point: str = "", actor: str = "system",
-                 runner: Runner | None = None) -> list[Outcome]:
+                 runner: Runner | None = None, take: bool = False) -> list[Outcome]:
     """Ingest files and folders: the jobs are created first, then run one after another."""
     runner = runner or Runner(archive)
     jobs = create_jobs(archive, expand_paths(paths), session_id=session_id,
-                       session_meta=session_meta, point=point, actor=actor)
+                       session_meta=session_meta, point=point, actor=actor, take=take)
     return run_jobs(archive, jobs, runner)

@@ -203,7 +203,8 @@ class UploadWorker:
             catalog.update_upload(task["id"], status="running")
             try:
                 outcomes = ingest_paths(self.archive, task["paths"], session_id=task["session_id"],
-                                        session_meta=task["meta"], point=task["point"], actor=task["user"])
+                                        session_meta=task["meta"], point=task["point"], actor=task["user"],
+                                        take=True)
                 task["outcomes"] = [o.to_dict() for o in outcomes]
                 task["status"] = "done"
                 for outcome in outcomes:

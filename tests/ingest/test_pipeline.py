@@ -181,3 +181,30 @@ def test_a_real_full_disk_then_more_space(tiny_disk, media):
     rec = archive.catalog.get_recording(again.recording_id)
     assert archive.store.rehash(rec.original_sha256) == hash_file(src)[0]
     archive.catalog.close()
+
+
+def test_an_upload_in_staging_is_moved_in_not_copied(archive, media, monkeypatch):
+    upload = archive.settings.staging_dir / "uploads" / "u1" / "Phiên tải lên.mp4"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(media("h264_aac_mp4").read_bytes())
+    sha = hash_file(upload)[0]
+    monkeypatch.setattr(pipeline, "copy_hashing", lambda *a: pytest.fail("an upload was copied"))
+    [o] = pipeline.ingest_paths(archive, [upload], take=True)
+    assert o.status == "done", o.message
+    assert not upload.exists(), "moved into the job, then cleaned with it"
+    assert archive.catalog.get_recording(o.recording_id).original_sha256 == sha
+    assert archive.store.rehash(sha) == sha
+
+
+def test_an_upload_taken_in_by_a_killed_run_is_still_received(archive, media):
+    upload = archive.settings.staging_dir / "uploads" / "u2" / "a.mp3"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(media("mp3").read_bytes())
+    sha = hash_file(upload)[0]
+    [job] = pipeline.create_jobs(archive, [upload], take=True)
+    ctx = pipeline.JobContext(archive, job.id, archive.settings.staging_dir / str(job.id))
+    ctx.workdir.mkdir(parents=True)
+    os.replace(upload, ctx.staged)                 # the move happened, the kill came before the hash
+    [o] = pipeline.resume(archive, pipeline.Runner(archive))
+    assert o.status == "done", o.message
+    assert archive.catalog.get_recording(o.recording_id).original_sha256 == sha
