@@ -105,7 +105,7 @@ def session_document(archive, session_id: str) -> tuple[dict, list[Item]]:
     from .transcripts import render_json, render_txt, render_vtt
     catalog = archive.catalog
     session = catalog.get_session(session_id)
-    objects = {o["sha256"]: o for o in catalog.list_objects(session_id=session_id)}
+    objects = {o["sha256"]: o for o in catalog.list_objects(session_id=session_id, sealed=False)}
     items: list[Item] = []
 
     def object_item(path: str, sha: str, role: str) -> Item:

@@ -649,15 +649,19 @@ class Catalog:
             raise NotFound(f"The catalog has no object {sha256[:12]}….")
         return dict(row)
 
-    def list_objects(self, session_id: str | None = None, verified_before: str | None = None) -> list[dict]:
-        """Objects, optionally only those of one session or not verified since a time."""
+    def list_objects(self, session_id: str | None = None, verified_before: str | None = None,
+                     sealed: bool = True) -> list[dict]:
+        """Objects, optionally only those of one session (its sealed copies too, unless `sealed`
+        is False: a backup names those with the seals) or not verified since a time."""
         sql, args = "SELECT o.* FROM objects o", []
         where = []
         if session_id:
             where.append("o.sha256 IN (SELECT original_sha256 FROM recordings WHERE session_id = ?1"
                          " UNION SELECT access_sha256 FROM recordings WHERE session_id = ?1"
                          " UNION SELECT t.sha256 FROM transcripts t JOIN recordings r"
-                         " ON t.recording_id = r.id WHERE r.session_id = ?1)")
+                         " ON t.recording_id = r.id WHERE r.session_id = ?1"
+                         + (" UNION SELECT c.sha256 FROM sealed_copies c JOIN recordings r"
+                            " ON c.recording_id = r.id WHERE r.session_id = ?1" if sealed else "") + ")")
             args.append(session_id)
         if verified_before:
             where.append(f"(o.verified_at IS NULL OR o.verified_at < ?{len(args) + 1})")
@@ -1098,7 +1102,9 @@ class Catalog:
             if other is not None:
                 raise InvalidInput(f"The span {start:g}–{end:g} s overlaps seal {other['id']} "
                                    f"({other['start']:g}–{other['end']:g} s); choose a span outside it "
-                                   "or remove that seal first.")
+                                   "or remove that seal first.", reason="seal.overlap",
+                                   values={"start": start, "end": end, "seal": other["id"],
+                                           "seal_start": other["start"], "seal_end": other["end"]})
             seal_id = db.execute(
                 "INSERT INTO seals (session_id, recording_id, start_sec, end_sec, reason, sealed_by, sealed_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -1182,11 +1188,7 @@ class Catalog:
 
     def session_objects(self, session_id: str) -> list[str]:
         """Every object of a session: originals, access copies, transcripts and sealed copies."""
-        shas = {o["sha256"] for o in self.list_objects(session_id=session_id)}
-        shas |= {r[0] for r in self.db.execute(
-            "SELECT c.sha256 FROM sealed_copies c JOIN recordings r ON c.recording_id = r.id"
-            " WHERE r.session_id = ?", (session_id,))}
-        return sorted(shas)
+        return sorted(o["sha256"] for o in self.list_objects(session_id=session_id))
 
     def purge_session(self, session_id: str) -> list[str]:
         """Delete a session and every row that depends on it (found through the schema's foreign

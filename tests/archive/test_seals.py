@@ -213,6 +213,9 @@ def test_sealed_copy_of_an_audio_recording_without_access_copy(filled, people):
     assert problem.sha256 == copy["sha256"] and problem.problem == "differs"
     assert [(o["recording_id"], o["role"]) for o in problem.owners] == [(audio, "sealed copy")]
     assert "not attached to any recording" not in problem.describe() and "sealed copy" in problem.describe()
+    # and so does a run over that one session (it left sealed copies out before)
+    [problem] = verify(archive, session_id=archive.catalog.get_recording(audio).session_id, actor="test").problems
+    assert problem.sha256 == copy["sha256"]
 
 
 def tcd(archive, *args):
