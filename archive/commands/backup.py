@@ -41,12 +41,17 @@ def _problems_then_exit(problems: list[str], sentence: str, ok: bool) -> None:
 @click.command()
 @click.argument("session_id", metavar="[ID]", required=False)
 @click.option("--older-than", metavar="AGE", help="Only objects not verified within AGE (90d, 12h, 2w).")
+@click.option("--history", is_flag=True, help="Run nothing: list the past runs and the objects that failed their last check.")
 @json_option
 @pass_ctx
-def verify(ctx, session_id, older_than, as_json):
+def verify(ctx, session_id, older_than, history, as_json):
     """Re-hash the stored objects (all, or one session's) against the catalog; name each one
     that differs or is missing and exit 1 if any does."""
     from ..fixity import parse_age, verify as run_verify
+    if history:
+        if session_id or older_than:
+            fail("--history lists every past run; leave out ID and --older-than.")
+        return _fixity_history(ctx.archive.catalog, as_json)
     age = parse_age(older_than) if older_than else None
     with _Bar("Verifying objects") as progress:
         report = run_verify(ctx.archive, session_id, age, actor=operator_name(), progress=progress,
@@ -55,6 +60,22 @@ def verify(ctx, session_id, older_than, as_json):
         print_json(report.to_dict())
         sys.exit(0 if report.ok else 1)
     _problems_then_exit([p.describe() for p in report.problems], report.sentence(), report.ok)
+
+
+def _fixity_history(catalog, as_json: bool) -> None:
+    """The record an auditor asks for: when the objects were checked, and what is still damaged."""
+    runs, damaged = catalog.list_fixity_runs(limit=100), catalog.damaged_objects()
+    if as_json:
+        return print_json({"runs": runs, "damaged": damaged})
+    for r in runs:
+        click.echo(f"#{r['id']:<4} {r['started_at']}  {r['scope']}: " + (
+            f"{r['checked']} checked, {r['failed']} failed" if r["finished_at"] else "interrupted"))
+    if not runs:
+        click.echo("No fixity run yet; `tcd verify` runs one.")
+    for o in damaged:
+        click.echo(f"DAMAGED: {o['kind']} {o['sha256']} (last checked {o['verified_at']})")
+    click.echo(f"{len(damaged)} object(s) failed their last check; `tcd restore BAG` repairs them from a backup."
+               if damaged else "No object failed its last check.")
 
 
 @click.group()

@@ -88,3 +88,26 @@ def test_unknown_session_and_bad_age_on_the_command_line(archive, home):
     result = runner.invoke(main, ["--home", str(home), "verify", "--older-than", "soon"])
     assert result.exit_code == 1 and "is not an age" in result.output
     assert archive.catalog.last_fixity_run() is None
+
+
+def test_history_lists_the_runs_and_what_is_still_damaged(filled, home):
+    arch = filled["archive"]
+    runner = CliRunner()
+    result = runner.invoke(main, ["--home", str(home), "verify", "--history"])
+    assert result.exit_code == 0 and "No fixity run yet" in result.output
+    sha = arch.catalog.get_recording(filled["video"]).original_sha256
+    verify(arch)
+    flip_byte(arch, sha)
+    verify(arch, session_id=filled["session"])
+    result = runner.invoke(main, ["--home", str(home), "verify", "--history"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert f"session {filled['session']}: 5 checked, 1 failed" in lines[0]     # newest first
+    assert "all objects: 5 checked, 0 failed" in lines[1]
+    assert f"DAMAGED: original {sha}" in result.output
+    assert "1 object(s) failed their last check; `tcd restore BAG` repairs them" in result.output
+    data = json.loads(runner.invoke(main, ["--home", str(home), "verify", "--history", "--json"]).output)
+    assert [r["failed"] for r in data["runs"]] == [1, 0] and [o["sha256"] for o in data["damaged"]] == [sha]
+    assert len(arch.catalog.list_fixity_runs()) == 2, "listing the history runs nothing"
+    result = runner.invoke(main, ["--home", str(home), "verify", "--history", filled["session"]])
+    assert result.exit_code == 1 and "leave out ID" in result.output
