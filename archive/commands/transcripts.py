@@ -123,13 +123,18 @@ def transcript_diff(ctx, item_id, old, new, as_json):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of standard output.")
 @click.option("--check", "code", metavar="CODE", help="Check a citation code against the archive instead.")
+@click.option("--list", "listing", is_flag=True, help="List the citations issued for the session (or recording) ID.")
 @json_option
 @pass_ctx
-def cite(ctx, item_id, start, end, version, fmt, output, code, as_json):
-    """Cite a passage of a session's transcript (`tcd cite ID --start S --end E`), or check a
-    citation code (`tcd cite --check CODE`)."""
+def cite(ctx, item_id, start, end, version, fmt, output, code, listing, as_json):
+    """Cite a passage of a session's transcript (`tcd cite ID --start S --end E`), check a
+    citation code (`tcd cite --check CODE`), or list those issued (`tcd cite --list ID`)."""
     from .. import citations
     archive = ctx.archive
+    if listing:
+        if not item_id or start or end or code:
+            raise click.UsageError("Give --list with the session (or recording) ID alone.")
+        return _list_citations(archive, item_id, as_json)
     if code:
         if item_id or start or end:
             raise click.UsageError("Give either --check CODE or ID --start S --end E, not both.")
@@ -156,3 +161,23 @@ def cite(ctx, item_id, start, end, version, fmt, output, code, as_json):
         return click.echo(text)
     _write_bytes(output, (text + "\n").encode("utf-8"))
     click.echo(f"Wrote citation {citation.code} to {output}.", err=True)
+
+
+def _list_citations(archive, item_id: str, as_json: bool) -> None:
+    """The codes already issued, so a handler finds one before citing the same passage again."""
+    from ..errors import NotFound
+    from ..minutes import clock
+    catalog = archive.catalog
+    try:
+        recordings = [catalog.get_recording(item_id)]
+    except NotFound:
+        recordings = catalog.recordings_for_session(catalog.get_session(item_id).id)
+    rows = [c for r in recordings for c in catalog.citations_for_recording(r.id)]
+    if as_json:
+        return print_json(rows)
+    for c in rows:
+        quote = c["quote"] if len(c["quote"]) <= 60 else c["quote"][:59] + "…"
+        click.echo(f"{c['code']}  {c['issued_at']}  {c['issued_by']}  recording {c['recording_id']} "
+                   f"v{c['version']} {clock(c['start'])}–{clock(c['end'], up=True)}  “{quote}”")
+    if not rows:
+        click.echo(f"No citation has been issued for {item_id} yet.")

@@ -238,3 +238,22 @@ def test_tcd_transcript_docx_of_any_version_and_diff(archive, home, rec, tmp_pat
     assert diff.exit_code == 0
     assert "version 1 -> version 2, 1 segments differ" in diff.output
     assert "thu hồi đất. {+ở.+}" not in diff.output and "[-đất.-] {+đất ở.+}" in diff.output
+
+
+def test_tcd_cite_list_shows_the_codes_issued_for_a_session_or_a_recording(home, rec):
+    empty = run(home, "cite", "--list", rec.session_id)
+    assert empty.exit_code == 0 and f"No citation has been issued for {rec.session_id} yet." in empty.output
+    code = run(home, "cite", rec.session_id, "--start", "3", "--end", "7").output.strip().splitlines()[-1]
+    code = code.removeprefix("Mã trích dẫn: ")
+    for item in (rec.session_id, rec.id):
+        listed = run(home, "cite", "--list", item)
+        assert listed.exit_code == 0
+        [line] = listed.output.strip().splitlines()
+        assert line.startswith(code) and f"recording {rec.id} v1 00:00:02–00:00:10" in line
+        assert "Tôi khiếu nại" in line
+    [row] = json.loads(run(home, "cite", "--list", rec.id, "--json").output)
+    assert row["code"] == code and row["version"] == 1
+    assert run(home, "cite", "--list").exit_code == 2
+    assert run(home, "cite", "--list", rec.id, "--check", code).exit_code == 2
+    missing = CliRunner().invoke(main, ["--home", str(home), "cite", "--list", "TCD-1999-0001"])
+    assert missing.exit_code == 1 and "TCD-1999-0001" in missing.output
