@@ -14,7 +14,16 @@ class NotFound(ArchiveError):
 
 
 class InvalidInput(ArchiveError):
-    """Input that cannot be used as it is: a bad file, a bad query, a bad value."""
+    """Input that cannot be used as it is: a bad file, a bad query, a bad value.
+
+    Where a caller must say it in its own words (the web, in Vietnamese), `reason` names the
+    case (e.g. "note.start_outside") and `values` holds the numbers the message shows; the
+    message itself stays the English sentence the command line prints."""
+
+    def __init__(self, message: str = "", *, reason: str = "", values: dict | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.values = dict(values or {})
 
 
 class InvalidMedia(InvalidInput):

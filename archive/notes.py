@@ -45,25 +45,32 @@ def check_times(start, end, duration: float) -> tuple[float, float | None]:
         start = round(float(start), 3)
         end = None if end in (None, "") else round(float(end), 3)
     except (TypeError, ValueError):
-        raise InvalidInput("Times are seconds, like 12.5; write the start (and the end of a span) as numbers.") from None
+        raise InvalidInput("Times are seconds, like 12.5; write the start (and the end of a span) as numbers.",
+                           reason="note.not_seconds", values={"start": start, "end": end}) from None
+    values = {"start": start, "end": end, "duration": duration}
     if start < 0:
-        raise InvalidInput(f"A note cannot start before the recording ({start:g} s); use 0 or more.")
+        raise InvalidInput(f"A note cannot start before the recording ({start:g} s); use 0 or more.",
+                           reason="note.start_outside", values=values)
     if duration and start > duration + SLACK:
-        raise InvalidInput(f"The recording is {duration:.1f} s long; a note at {start:g} s is past its end.")
+        raise InvalidInput(f"The recording is {duration:.1f} s long; a note at {start:g} s is past its end.",
+                           reason="note.start_outside", values=values)
     if end is not None:
         if end <= start:
-            raise InvalidInput(f"A note's end ({end:g} s) must come after its start ({start:g} s).")
+            raise InvalidInput(f"A note's end ({end:g} s) must come after its start ({start:g} s).",
+                               reason="note.end_not_after_start", values=values)
         if duration and end > duration + SLACK:
-            raise InvalidInput(f"The recording is {duration:.1f} s long; a note cannot end at {end:g} s.")
+            raise InvalidInput(f"The recording is {duration:.1f} s long; a note cannot end at {end:g} s.",
+                               reason="note.end_outside", values=values)
     return start, end
 
 
 def check_text(text: str) -> str:
     text = unicodedata.normalize("NFC", " ".join((text or "").split()))
     if not text:
-        raise InvalidInput("A note needs some text; write what happened at that moment.")
+        raise InvalidInput("A note needs some text; write what happened at that moment.", reason="note.no_text")
     if len(text) > MAX_TEXT:
-        raise InvalidInput(f"A note is at most {MAX_TEXT} characters; shorten it or split it in two.")
+        raise InvalidInput(f"A note is at most {MAX_TEXT} characters; shorten it or split it in two.",
+                           reason="note.text_too_long", values={"limit": MAX_TEXT, "length": len(text)})
     return text
 
 

@@ -169,14 +169,18 @@ def check_span(start, end, duration: float) -> tuple[float, float]:
     try:
         start, end = round(float(start), 3), round(float(end), 3)
     except (TypeError, ValueError):
-        raise InvalidInput("A seal's start and end are seconds, like 12.5; write both as numbers.") from None
+        raise InvalidInput("A seal's start and end are seconds, like 12.5; write both as numbers.",
+                           reason="seal.not_seconds", values={"start": start, "end": end}) from None
+    values = {"start": start, "end": end, "duration": duration}
     if start >= end:
-        raise InvalidInput(f"A seal's start ({start:g} s) must come before its end ({end:g} s).")
+        raise InvalidInput(f"A seal's start ({start:g} s) must come before its end ({end:g} s).",
+                           reason="seal.start_not_before_end", values=values)
     if start < 0:
-        raise InvalidInput(f"A seal cannot start before the recording ({start:g} s); use 0 or more.")
+        raise InvalidInput(f"A seal cannot start before the recording ({start:g} s); use 0 or more.",
+                           reason="seal.outside", values=values)
     if duration and end > duration + DURATION_SLACK:
         raise InvalidInput(f"The recording is {duration:.3f} s long; a seal ending at {end:g} s is "
-                           "outside it.")
+                           "outside it.", reason="seal.outside", values=values)
     return start, end
 
 
@@ -186,9 +190,11 @@ def add_seal(archive, recording_id: str, start, end, reason: str, user) -> Seal:
     users.require(user, "seal", "seal passages")
     reason = unicodedata.normalize("NFC", " ".join((reason or "").split()))
     if not reason:
-        raise InvalidInput("A seal needs a reason; say why the passage is sealed (e.g. the law and article).")
+        raise InvalidInput("A seal needs a reason; say why the passage is sealed (e.g. the law and article).",
+                           reason="seal.no_reason")
     if len(reason) > MAX_REASON:
-        raise InvalidInput(f"A seal's reason is at most {MAX_REASON} characters; shorten it.")
+        raise InvalidInput(f"A seal's reason is at most {MAX_REASON} characters; shorten it.",
+                           reason="seal.reason_too_long", values={"limit": MAX_REASON, "length": len(reason)})
     rec = archive.catalog.get_recording(recording_id)
     start, end = check_span(start, end, rec.duration)
     row = archive.catalog.add_seal(recording_id=rec.id, start=start, end=end, reason=reason,

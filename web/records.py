@@ -45,7 +45,30 @@ def seconds(value: str | None, label: str) -> float | None:
         raise InvalidInput(f"{label} “{value}” không phải là thời điểm; hãy ghi số giây (12.5) hoặc phút:giây (1:02).")
 
 
+# What the core refuses in a note or a seal, said in Vietnamese: `InvalidInput.reason` names the
+# case and `.values` fills the sentence. The form's own parsing (`seconds`) has refused every time
+# that is not a number already, so "not_seconds" from the core means a time was left empty.
+REFUSALS = {
+    "note.not_seconds": "hãy ghi thời điểm của ghi chú.",
+    "note.start_outside": "thời điểm {start:g} giây nằm ngoài bản ghi (bản ghi dài {duration:.1f} giây).",
+    "note.end_not_after_start": "thời điểm kết thúc ({end:g} giây) phải sau thời điểm bắt đầu ({start:g} giây).",
+    "note.end_outside": "thời điểm kết thúc {end:g} giây nằm ngoài bản ghi (bản ghi dài {duration:.1f} giây).",
+    "note.no_text": "hãy ghi nội dung ghi chú.",
+    "note.text_too_long": "ghi chú dài tối đa {limit} ký tự.",
+    "seal.not_seconds": "Hãy ghi cả thời điểm bắt đầu và kết thúc của đoạn cần niêm phong.",
+    "seal.start_not_before_end": "Thời điểm bắt đầu ({start:g} giây) phải trước thời điểm kết thúc ({end:g} giây).",
+    "seal.outside": "Đoạn {start:g}–{end:g} giây nằm ngoài bản ghi (bản ghi dài {duration:.1f} giây).",
+    "seal.overlap": ("Đoạn {start:g}–{end:g} giây trùng với đoạn đã niêm phong số {seal} "
+                     "({seal_start:g}–{seal_end:g} giây). Hãy chọn đoạn khác hoặc gỡ niêm phong đó trước."),
+    "seal.no_reason": "Hãy ghi lý do niêm phong (ví dụ: căn cứ pháp lý, loại dữ liệu cá nhân).",
+    "seal.reason_too_long": "Lý do niêm phong dài tối đa {limit} ký tự.",
+}
+
+
 def _message(exc: ArchiveError, what: str) -> str:
+    said = REFUSALS.get(getattr(exc, "reason", ""))
+    if said:
+        return f"{what}: {said.format(**exc.values)}"
     if isinstance(exc, NotFound):
         return f"{what}: không tìm thấy phiên, bản ghi hoặc mục này."
     if isinstance(exc, PermissionDenied):
@@ -119,33 +142,12 @@ def add_note(recording_id: str):
     try:
         start = seconds(request.form.get("start"), "Thời điểm")
         end = seconds(request.form.get("end"), "Thời điểm kết thúc")
-        problem = _note_problem(rec, start, end, request.form.get("text", ""))
-        if problem:
-            raise InvalidInput(problem)
         note = notes.add_note(arch, rec.id, start, end, request.form.get("text", ""), acting())
         _reindex()
         flash(f"Đã thêm ghi chú tại {note.start:g} giây.", "ok")
     except ArchiveError as exc:
         flash(_message(exc, "Không thêm được ghi chú"), "error")
     return _back_to(rec.id, rec.session_id)
-
-
-def _note_problem(rec, start, end, text) -> str | None:
-    """What is wrong with a note's times or text, in Vietnamese, before the core is asked."""
-    if start is None:
-        return "hãy ghi thời điểm của ghi chú."
-    limit = rec.duration + notes.SLACK if rec.duration else None
-    if start < 0 or (limit and start > limit):
-        return f"thời điểm {start:g} giây nằm ngoài bản ghi (bản ghi dài {rec.duration:.1f} giây)."
-    if end is not None and end <= start:
-        return f"thời điểm kết thúc ({end:g} giây) phải sau thời điểm bắt đầu ({start:g} giây)."
-    if end is not None and limit and end > limit:
-        return f"thời điểm kết thúc {end:g} giây nằm ngoài bản ghi (bản ghi dài {rec.duration:.1f} giây)."
-    if not " ".join((text or "").split()):
-        return "hãy ghi nội dung ghi chú."
-    if len(text) > notes.MAX_TEXT:
-        return f"ghi chú dài tối đa {notes.MAX_TEXT} ký tự."
-    return None
 
 
 @bp.route("/notes/<int:note_id>", methods=["POST"])
@@ -161,12 +163,7 @@ def edit_note(note_id: int):
     try:
         end = seconds(request.form.get("end"), "Thời điểm kết thúc")
         start = seconds(request.form.get("start"), "Thời điểm")
-        text = request.form.get("text")
-        problem = _note_problem(arch.catalog.get_recording(note.recording_id),
-                                note.start if start is None else start, end, note.text if text is None else text)
-        if problem:
-            raise InvalidInput(problem)
-        notes.edit_note(arch, note_id, acting(), text=text, start=start, end=end,
+        notes.edit_note(arch, note_id, acting(), text=request.form.get("text"), start=start, end=end,
                         version=request.form.get("version", type=int))
         _reindex()
         flash("Đã lưu ghi chú; phiên bản trước vẫn được giữ trong lịch sử.", "ok")
@@ -218,21 +215,6 @@ def _copy_ready(arch, rec) -> bool:
         return False
 
 
-def _seal_problem(rec, start, end, others) -> str | None:
-    """The bad spans the form most often meets, said in Vietnamese before the core is asked."""
-    if start is None or end is None:
-        return "Hãy ghi cả thời điểm bắt đầu và kết thúc của đoạn cần niêm phong."
-    if start >= end:
-        return f"Thời điểm bắt đầu ({start:g} giây) phải trước thời điểm kết thúc ({end:g} giây)."
-    if start < 0 or (rec.duration and end > rec.duration + seals.DURATION_SLACK):
-        return (f"Đoạn {start:g}–{end:g} giây nằm ngoài bản ghi (bản ghi dài {rec.duration:.1f} giây).")
-    for s in others:
-        if start < s.end and end > s.start:
-            return (f"Đoạn {start:g}–{end:g} giây trùng với đoạn đã niêm phong số {s.id} "
-                    f"({s.start:g}–{s.end:g} giây). Hãy chọn đoạn khác hoặc gỡ niêm phong đó trước.")
-    return None
-
-
 @bp.route("/sessions/<session_id>/seals", methods=["POST"])
 @require("seal")
 def add_seal(session_id: str):
@@ -247,18 +229,11 @@ def add_seal(session_id: str):
     try:
         start = seconds(request.form.get("start"), "Thời điểm bắt đầu")
         end = seconds(request.form.get("end"), "Thời điểm kết thúc")
-        reason = request.form.get("reason", "").strip()
-        problem = _seal_problem(rec, start, end, seals.list_seals(arch, recording_id=rec.id))
-        if problem is None and not reason:
-            problem = "Hãy ghi lý do niêm phong (ví dụ: căn cứ pháp lý, loại dữ liệu cá nhân)."
-        if problem:
-            flash(f"Không niêm phong được: {problem}", "error")
-        else:
-            seal = seals.add_seal(arch, rec.id, start, end, reason, acting())
-            _reindex()
-            _refresh_copy(rec.id)
-            flash(f"Đã niêm phong đoạn {seal.start:g}–{seal.end:g} giây. Người không được phép xem sẽ chỉ "
-                  "nghe/xem bản đã làm câm và che hình của đoạn này.", "ok")
+        seal = seals.add_seal(arch, rec.id, start, end, request.form.get("reason", ""), acting())
+        _reindex()
+        _refresh_copy(rec.id)
+        flash(f"Đã niêm phong đoạn {seal.start:g}–{seal.end:g} giây. Người không được phép xem sẽ chỉ "
+              "nghe/xem bản đã làm câm và che hình của đoạn này.", "ok")
     except ArchiveError as exc:
         flash(_message(exc, "Không niêm phong được"), "error")
     return redirect(url_for("records.seals_page", session_id=session_id))

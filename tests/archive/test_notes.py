@@ -33,25 +33,33 @@ def test_every_role_writes_notes_on_moments_and_spans(filled, people):
     assert "đối thoại" not in entry["detail"]   # the log keeps no personal data to purge
 
 
-@pytest.mark.parametrize("start,end,message", [
-    (2.0, 1.0, r"end \(1 s\) must come after its start \(2 s\)"),
-    (1.0, 1.0, "must come after"),
-    (-0.5, None, "cannot start before the recording"),
-    (9.0, None, r"3\.0 s long; a note at 9 s is past its end"),
-    (1.0, 9.0, "cannot end at 9 s"),
-    ("x", None, "are seconds"),
+@pytest.mark.parametrize("start,end,message,reason", [
+    (2.0, 1.0, r"end \(1 s\) must come after its start \(2 s\)", "note.end_not_after_start"),
+    (1.0, 1.0, "must come after", "note.end_not_after_start"),
+    (-0.5, None, "cannot start before the recording", "note.start_outside"),
+    (9.0, None, r"3\.0 s long; a note at 9 s is past its end", "note.start_outside"),
+    (1.0, 9.0, "cannot end at 9 s", "note.end_outside"),
+    ("x", None, "are seconds", "note.not_seconds"),
+    (None, None, "are seconds", "note.not_seconds"),
 ])
-def test_bad_times_are_refused(filled, people, start, end, message):
-    with pytest.raises(InvalidInput, match=message):
+def test_bad_times_are_refused(filled, people, start, end, message, reason):
+    with pytest.raises(InvalidInput, match=message) as refused:
         notes.add_note(filled["archive"], filled["video"], start, end, "ghi chú", people["inspector"])
+    # the web says the same in Vietnamese from the reason and the values
+    assert refused.value.reason == reason
+    if reason != "note.not_seconds":
+        duration = filled["archive"].catalog.get_recording(filled["video"]).duration
+        assert refused.value.values == {"start": start, "end": end, "duration": duration}
 
 
 def test_text_is_required_and_bounded(filled, people):
     archive = filled["archive"]
-    with pytest.raises(InvalidInput, match="needs some text"):
+    with pytest.raises(InvalidInput, match="needs some text") as refused:
         notes.add_note(archive, filled["video"], 1, None, " \n ", people["inspector"])
-    with pytest.raises(InvalidInput, match="at most 2000"):
+    assert refused.value.reason == "note.no_text"
+    with pytest.raises(InvalidInput, match="at most 2000") as refused:
         notes.add_note(archive, filled["video"], 1, None, "đ" * 2001, people["inspector"])
+    assert (refused.value.reason, refused.value.values["limit"]) == ("note.text_too_long", 2000)
     with pytest.raises(NotFound):
         notes.add_note(archive, "f" * 16, 1, None, "ghi chú", people["inspector"])
     archive.catalog.update_user("inspector", disabled=1)

@@ -52,21 +52,36 @@ def brightest_pixel(path, at: float) -> int:
 def test_bad_spans_are_refused_with_clear_messages(filled, people):
     archive, video = filled["archive"], filled["video"]
     keeper = people[("archivist", False)]
-    with pytest.raises(InvalidInput, match=r"start \(2 s\) must come before its end \(1 s\)"):
+    with pytest.raises(InvalidInput, match=r"start \(2 s\) must come before its end \(1 s\)") as refused:
         seals.add_seal(archive, video, 2.0, 1.0, "Điều 2 NĐ 13/2023", keeper)
+    assert refused.value.reason == "seal.start_not_before_end"
     with pytest.raises(InvalidInput, match="must come before"):
         seals.add_seal(archive, video, 1.0, 1.0, "Điều 2 NĐ 13/2023", keeper)
-    with pytest.raises(InvalidInput, match=r"recording is 3\.000 s long; a seal ending at 4\.5 s is outside it"):
+    with pytest.raises(InvalidInput, match=r"recording is 3\.000 s long; a seal ending at 4\.5 s is outside it") as refused:
         seals.add_seal(archive, video, 2.0, 4.5, "Điều 2 NĐ 13/2023", keeper)
-    with pytest.raises(InvalidInput, match="cannot start before the recording"):
+    duration = archive.catalog.get_recording(video).duration
+    # the web says each refusal in Vietnamese from its reason and values
+    assert (refused.value.reason, refused.value.values) == ("seal.outside", {"start": 2.0, "end": 4.5,
+                                                                             "duration": duration})
+    with pytest.raises(InvalidInput, match="cannot start before the recording") as refused:
         seals.add_seal(archive, video, -1, 1.0, "Điều 2 NĐ 13/2023", keeper)
-    with pytest.raises(InvalidInput, match="are seconds"):
+    assert refused.value.reason == "seal.outside"
+    with pytest.raises(InvalidInput, match="are seconds") as refused:
         seals.add_seal(archive, video, "một", 1.0, "Điều 2 NĐ 13/2023", keeper)
-    with pytest.raises(InvalidInput, match="needs a reason"):
+    assert refused.value.reason == "seal.not_seconds"
+    with pytest.raises(InvalidInput, match="are seconds"):
+        seals.add_seal(archive, video, None, 1.0, "Điều 2 NĐ 13/2023", keeper)
+    with pytest.raises(InvalidInput, match="needs a reason") as refused:
         seals.add_seal(archive, video, 0.5, 1.0, "   ", keeper)
+    assert refused.value.reason == "seal.no_reason"
+    with pytest.raises(InvalidInput, match="at most 500 characters") as refused:
+        seals.add_seal(archive, video, 0.5, 1.0, "x" * 501, keeper)
+    assert (refused.value.reason, refused.value.values["limit"]) == ("seal.reason_too_long", 500)
     first = seals.add_seal(archive, video, 1.0, 2.0, "Số CCCD của công dân", keeper)
-    with pytest.raises(InvalidInput, match=rf"overlaps seal {first.id} \(1–2 s\)"):
+    with pytest.raises(InvalidInput, match=rf"overlaps seal {first.id} \(1–2 s\)") as refused:
         seals.add_seal(archive, video, 1.5, 2.5, "Địa chỉ nhà riêng", keeper)
+    assert (refused.value.reason, refused.value.values) == (
+        "seal.overlap", {"start": 1.5, "end": 2.5, "seal": first.id, "seal_start": 1.0, "seal_end": 2.0})
     with pytest.raises(InvalidInput, match="overlaps"):
         seals.add_seal(archive, video, 0.0, 3.0, "Địa chỉ nhà riêng", keeper)
     # touching is not overlapping

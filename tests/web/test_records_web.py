@@ -94,18 +94,59 @@ def sealed(site, client_for):
 def test_bad_seals_are_refused_in_vietnamese(site, client_for, sealed):
     sid, rec = site["session"], site["recording"]
     archivist = client_for("archivist")
-    for start, end, message in (("20", "10", "phải trước thời điểm kết thúc"),
-                                ("30", "99", "nằm ngoài bản ghi"),
-                                (str(sealed["start"] + 0.5), str(sealed["end"] + 1), "trùng với đoạn đã niêm phong"),
-                                ("ba", "4", "không phải là thời điểm")):
+    length = site["archive"].catalog.get_recording(rec).duration
+    seal = site["archive"].catalog.list_seals(recording_id=rec)[0]
+    inside, past = round(sealed["start"] + 0.5, 3), round(sealed["end"] + 1, 3)
+    for start, end, reason, message in (
+            ("20", "10", "Lý do", "Thời điểm bắt đầu (20 giây) phải trước thời điểm kết thúc (10 giây)."),
+            ("30", "99", "Lý do", f"Đoạn 30–99 giây nằm ngoài bản ghi (bản ghi dài {length:.1f} giây)."),
+            ("-1", "2", "Lý do", f"Đoạn -1–2 giây nằm ngoài bản ghi (bản ghi dài {length:.1f} giây)."),
+            (str(inside), str(past), "Lý do",
+             f"Đoạn {inside:g}–{past:g} giây trùng với đoạn đã niêm phong số {seal['id']} "
+             f"({seal['start']:g}–{seal['end']:g} giây). Hãy chọn đoạn khác hoặc gỡ niêm phong đó trước."),
+            ("", "4", "Lý do", "Hãy ghi cả thời điểm bắt đầu và kết thúc của đoạn cần niêm phong."),
+            ("ba", "4", "Lý do", "Thời điểm bắt đầu “ba” không phải là thời điểm; hãy ghi số giây (12.5) "
+                                 "hoặc phút:giây (1:02)."),
+            ("1", "2", " ", "Hãy ghi lý do niêm phong (ví dụ: căn cứ pháp lý, loại dữ liệu cá nhân)."),
+            ("1", "2", "x" * 501, "Lý do niêm phong dài tối đa 500 ký tự.")):
         page = post(archivist, f"/sessions/{sid}/seals", f"/sessions/{sid}/seals",
-                    {"recording": rec, "start": start, "end": end, "reason": "Lý do"}).get_data(as_text=True)
-        assert "Không niêm phong được" in page and message in page, (start, end)
-    page = post(archivist, f"/sessions/{sid}/seals", f"/sessions/{sid}/seals",
-                {"recording": rec, "start": "1", "end": "2", "reason": " "}).get_data(as_text=True)
-    assert "Hãy ghi lý do niêm phong" in page
+                    {"recording": rec, "start": start, "end": end, "reason": reason}).get_data(as_text=True)
+        assert f"Không niêm phong được: {message}" in page, (start, end, flashes(page))
     assert len(site["archive"].catalog.list_seals(recording_id=rec)) == 1
     assert client_for("inspector").get(f"/sessions/{sid}/seals").status_code == 403
+
+
+def flashes(page: str) -> list[str]:
+    return re.findall(r'class="flash[^"]*">([^<]*)', page)
+
+
+def test_bad_notes_are_refused_in_vietnamese(site, client_for):
+    sid, rec = site["session"], site["recording"]
+    inspector = client_for("inspector")
+    length = site["archive"].catalog.get_recording(rec).duration
+    outside = f"nằm ngoài bản ghi (bản ghi dài {length:.1f} giây)."
+    before = len(site["archive"].catalog.list_notes(recording_id=rec))
+    for form, message in (
+            ({"start": "", "text": "x"}, "hãy ghi thời điểm của ghi chú."),
+            ({"start": "-1", "text": "x"}, f"thời điểm -1 giây {outside}"),
+            ({"start": "999", "text": "x"}, f"thời điểm 999 giây {outside}"),
+            ({"start": "5", "end": "2", "text": "x"},
+             "thời điểm kết thúc (2 giây) phải sau thời điểm bắt đầu (5 giây)."),
+            ({"start": "5", "end": "999", "text": "x"}, f"thời điểm kết thúc 999 giây {outside}"),
+            ({"start": "5", "text": " \n "}, "hãy ghi nội dung ghi chú."),
+            ({"start": "5", "text": "đ" * 2001}, "ghi chú dài tối đa 2000 ký tự."),
+            ({"start": "ba", "text": "x"}, "Thời điểm “ba” không phải là thời điểm")):
+        page = post(inspector, f"/recordings/{rec}/notes", f"/sessions/{sid}", form).get_data(as_text=True)
+        assert f"Không thêm được ghi chú: {message}" in page, (form, flashes(page))
+    assert len(site["archive"].catalog.list_notes(recording_id=rec)) == before
+    post(inspector, f"/recordings/{rec}/notes", f"/sessions/{sid}", {"start": "3", "text": "Chủ trì khai mạc"})
+    note = next(n for n in site["archive"].catalog.list_notes(recording_id=rec) if n["text"] == "Chủ trì khai mạc")
+    for form, message in (({"end": "0.5"}, "thời điểm kết thúc (0.5 giây) phải sau thời điểm bắt đầu (3 giây)."),
+                          ({"start": "999"}, f"thời điểm 999 giây {outside}"),
+                          ({"text": " "}, "hãy ghi nội dung ghi chú.")):
+        page = post(inspector, f"/notes/{note['id']}", f"/sessions/{sid}", form).get_data(as_text=True)
+        assert f"Không lưu được ghi chú: {message}" in page, (form, flashes(page))
+    assert site["archive"].catalog.get_note(note["id"])["version"] == 1
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -178,10 +219,6 @@ def test_notes_on_the_page_editing_and_history(site, client_for, sealed):
     assert "Đã lưu ghi chú" in page
     history = handler.get(f"/notes/{note['id']}/history").get_data(as_text=True)
     assert history.count("<tr>") == 3 and "với lãnh đạo" in history
-    page = post(inspector, f"/recordings/{rec}/notes", f"/sessions/{sid}", {"start": "999", "text": "x"})
-    assert "Không thêm được ghi chú: thời điểm 999 giây nằm ngoài bản ghi" in page.get_data(as_text=True)
-    page = post(inspector, f"/recordings/{rec}/notes", f"/sessions/{sid}", {"start": "5", "end": "2", "text": "x"})
-    assert "phải sau thời điểm bắt đầu" in page.get_data(as_text=True)
 
 
 def test_notes_are_searchable_and_play_from_their_second(site, client_for, sealed):
