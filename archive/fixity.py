@@ -44,20 +44,29 @@ class FixityReport:
     checked: int = 0
     bytes: int = 0
     problems: list[Problem] = field(default_factory=list)
+    strays: list[str] = field(default_factory=list)   # in the store, named by no catalog row
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems   # a stray is not damage: nothing the archive holds changed
 
     def to_dict(self) -> dict:
         return {"run_id": self.run_id, "scope": self.scope, "checked": self.checked,
-                "bytes": self.bytes, "ok": self.ok, "problems": [asdict(p) for p in self.problems]}
+                "bytes": self.bytes, "ok": self.ok, "problems": [asdict(p) for p in self.problems],
+                "strays": self.strays}
+
+    def lines(self) -> list[str]:
+        """A line per damaged object, then one per stray."""
+        return [p.describe() for p in self.problems] + [
+            f"STRAY: sha256 {sha} is in the store but not in the catalog (left by an interrupted run or "
+            "put there by hand); no backup carries it" for sha in self.strays]
 
     def sentence(self) -> str:
+        strays = f" The store also holds {len(self.strays)} object(s) the catalog does not know." if self.strays else ""
         if self.ok:
-            return f"All {self.checked} objects checked ({self.scope}) match the catalog."
+            return f"All {self.checked} objects checked ({self.scope}) match the catalog.{strays}"
         return (f"{len(self.problems)} of {self.checked} objects differ from the catalog or are missing; "
-                "`tcd restore BACKUP` repairs them from a backup.")
+                f"`tcd restore BACKUP` repairs them from a backup.{strays}")
 
 
 def parse_age(text: str) -> dt.timedelta:
@@ -109,10 +118,13 @@ def verify(archive, session_id: str | None = None, older_than: dt.timedelta | No
         if problem:
             problem.owners = owners
             report.problems.append(problem)
-    detail = {"bytes": report.bytes, "problems": [asdict(p) for p in report.problems]}
+    if not session_id and cutoff is None:   # a whole run also looks the other way: store -> catalog
+        report.strays = _strays(archive, {o["sha256"] for o in objects})
+    detail = {"bytes": report.bytes, "problems": [asdict(p) for p in report.problems],
+              "strays": report.strays}
     catalog.finish_fixity_run(report.run_id, report.checked, len(report.problems), detail)
     archive.audit(actor, "fixity.verify", None, scope, run=report.run_id, checked=report.checked,
-                  failed=len(report.problems), store=archive.store.describe())
+                  failed=len(report.problems), strays=len(report.strays), store=archive.store.describe())
     # Each session's own history says when it was verified and with what result, so that a
     # backup of the session carries the proof with it.
     for session, (checked, failed) in sorted(per_session.items()):
@@ -121,3 +133,12 @@ def verify(archive, session_id: str | None = None, older_than: dt.timedelta | No
                       damaged=[p.sha256 for p in report.problems
                                if any(o["session_id"] == session for o in p.owners)])
     return report
+
+
+def _strays(archive, known: set[str]) -> list[str]:
+    """Objects the store holds that the catalog does not name (none when the store cannot be
+    listed: the run has reported those objects unreadable already)."""
+    try:
+        return sorted(set(archive.store.keys()) - known)
+    except StorageError:
+        return []

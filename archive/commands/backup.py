@@ -59,7 +59,7 @@ def verify(ctx, session_id, older_than, history, as_json):
     if as_json:
         print_json(report.to_dict())
         sys.exit(0 if report.ok else 1)
-    _problems_then_exit([p.describe() for p in report.problems], report.sentence(), report.ok)
+    _problems_then_exit(report.lines(), report.sentence(), report.ok)
 
 
 def _fixity_history(catalog, as_json: bool) -> None:
