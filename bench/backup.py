@@ -21,9 +21,9 @@ import argparse
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+from common import print_ratio, timed, work_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -60,12 +60,6 @@ def build_archive(home: Path, recordings: list[Path]):
     return arch
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, default=2.0)
@@ -74,8 +68,7 @@ def main() -> None:
                         help="Folder (on the disk to measure) to make the work folder in; default: the system's temporary folder.")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="tcd-bench-backup-", dir=args.dir))  # never deletes what it did not make
-    try:
+    with work_folder("backup", parent=args.dir, keep=args.keep) as work:
         print(f"Making {args.gb} GB of recordings in {args.files} files ...", flush=True)
         arch = build_archive(work / "home", make_recordings(work / "incoming", int(args.gb * 1e9), args.files))
         objects = arch.settings.objects_dir / "sha256"
@@ -110,15 +103,10 @@ def main() -> None:
         print(f"cp -r + sha256sum          {t_cp:7.2f} s  {mb / t_cp:7.1f} MB/s")
         print(f"tcd backup disk (new bag)  {t_backup:7.2f} s  {mb / t_backup:7.1f} MB/s   "
               f"(sha256 + sha512 on copy, fsync, read back from disk)")
-        print(f"ratio backup / cp+sha256sum: {t_cp / t_backup:.2f} of the speed")
+        print_ratio("tcd backup disk", t_backup, "cp -r + sha256sum", t_cp)
         print(f"second run, nothing new    {t_again:7.2f} s")
         print(f"bagit save(manifests=True) {t_save:7.2f} s  {mb / t_save:7.1f} MB/s   "
               "(re-hashing the whole payload, which the incremental backup avoids)")
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,16 @@ import argparse
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import ffmpeg
 import psutil
 
+from common import TCD, print_ratio, work_folder
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from archive.store import hash_file  # noqa: E402
-
-TCD = str(Path(sys.executable).parent / "tcd")
 
 
 def generate(folder: Path, minutes: float) -> dict[str, Path]:
@@ -62,8 +61,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--keep", action="store_true", help="Keep the generated files and archive.")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="tcd-bench-ingest-"))
-    try:
+    with work_folder("ingest", keep=args.keep) as work:
         t = time.perf_counter()
         files = generate(work, args.minutes)
         print(f"generated {args.minutes:.0f}-minute inputs in {time.perf_counter() - t:.0f} s: "
@@ -85,21 +83,18 @@ def main() -> None:
 
         print(f"\nhashing (archive.store.hash_file): {hashed / 1e6:.0f} MB/s")
         print(f"baseline cp + sha256sum: {cp_sha:.1f} s; baseline ffmpeg -c copy +faststart: {plain_remux:.1f} s")
-        print(f"\n{'path':<10} {'wall s':>8} {'x realtime':>11} {'tcd RSS MB':>11} {'ffmpeg RSS MB':>14}  vs baseline")
+        print(f"\n{'path':<10} {'wall s':>8} {'x realtime':>11} {'tcd RSS MB':>11} {'ffmpeg RSS MB':>14}")
+        walls = {}
         for path, src in files.items():
             home = work / f"home-{path}"
             wall, code, rss, child = measure([TCD, "--home", str(home), "ingest", str(src)])
             if code != 0:
                 print(f"{path}: tcd ingest failed with exit status {code}")
                 continue
-            baseline = cp_sha + plain_remux if path == "remux" else None
-            ratio = f"{wall / baseline:.2f}x the time of cp+sha256sum+ffmpeg copy" if baseline else ""
-            print(f"{path:<10} {wall:8.1f} {duration / wall:11.1f} {rss / 1e6:11.0f} {child / 1e6:14.0f}  {ratio}")
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+            walls[path] = wall
+            print(f"{path:<10} {wall:8.1f} {duration / wall:11.1f} {rss / 1e6:11.0f} {child / 1e6:14.0f}")
+        if "remux" in walls:
+            print_ratio("tcd ingest (remux)", walls["remux"], "cp + sha256sum + ffmpeg -c copy", cp_sha + plain_remux)
 
 
 if __name__ == "__main__":

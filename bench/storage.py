@@ -20,13 +20,13 @@ Everything it made is deleted at the end, and the server is killed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import contextlib
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from common import timed, work_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,11 +36,10 @@ from archive.store import CHUNK, hash_file, object_key  # noqa: E402
 
 
 def load_launcher():
-    """The SeaweedFS launcher the S3 tests use (tests/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("s3_conftest", ROOT / "tests" / "s3" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.SeaweedFS
+    """The SeaweedFS launcher the S3 tests use. It is imported by its package name (`tests` is a
+    namespace package under ROOT), because it imports its parent conftest relatively."""
+    from tests.s3.conftest import SeaweedFS
+    return SeaweedFS
 
 
 def make_files(folder: Path, count: int, size: int) -> list[Path]:
@@ -57,12 +56,6 @@ def make_files(folder: Path, count: int, size: int) -> list[Path]:
                 left -= n
         paths.append(path)
     return paths
-
-
-def timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def drain(response) -> None:
@@ -82,9 +75,10 @@ def main() -> None:
     parser.add_argument("--ranges", type=int, default=40, help="range reads per file and size")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="tcd-bench-s3-"))
-    server = load_launcher()(work / "weed")
-    try:
+    with contextlib.ExitStack() as cleanup:
+        work = cleanup.enter_context(work_folder("s3"))
+        server = load_launcher()(work / "weed")
+        cleanup.callback(server.stop)  # stops the server before its folder goes
         started = time.perf_counter()
         server.start()
         print(f"SeaweedFS up in {time.perf_counter() - started:.1f} s at {server.endpoint}")
@@ -163,9 +157,6 @@ def main() -> None:
             assert key in shas
         assert client.stat_object(bare_bucket, files[0].name).size == size
         assert client.stat_object(store_bucket, object_key(shas[0])).size == size
-    finally:
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

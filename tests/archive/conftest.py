@@ -9,6 +9,8 @@ import pytest
 
 from archive.transcripts import save_transcript
 
+from .. import helpers
+
 ORIGINAL_NAME = "Phiên TCD 14-03-2025 – điểm cầu trung tâm.mkv"
 
 SEGMENTS = [
@@ -45,16 +47,11 @@ def make_media(folder: Path, seconds: float = 3.0, size: str = "160x120") -> dic
 
 def add_recording(archive, session_id: str, original: Path, access: Path | None, point: str,
                   mime: str = "video/mp4", has_video: bool = True) -> str:
-    stored = archive.store.put_file(original)
-    archive.catalog.add_object(stored.sha256, stored.size, "original", "matroska")
-    rec = archive.catalog.add_recording(session_id=session_id, original_sha256=stored.sha256,
-                                        original_name=original.name, point=point, duration=3.0,
-                                        has_video=has_video, has_audio=True)
-    archive.audit("archivist", "ingest", session_id, rec.id, name=original.name, sha256=stored.sha256)
-    if access:
-        acc = archive.store.put_file(access)
-        archive.catalog.add_object(acc.sha256, acc.size, "access", mime)
-        archive.catalog.set_access_copy(rec.id, acc.sha256, mime)
+    """A 3-second recording of the session, with its ingest in the audit trail; its id."""
+    rec = helpers.add_recording(archive, original, session_id, media_type="matroska", access=access,
+                                access_mime=mime if access else "", point=point, duration=3.0,
+                                has_video=has_video)
+    archive.audit("archivist", "ingest", session_id, rec.id, name=original.name, sha256=rec.original_sha256)
     return rec.id
 
 

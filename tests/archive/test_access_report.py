@@ -4,8 +4,11 @@ from __future__ import annotations
 import csv
 import json
 import io
+from functools import partial
 
 from archive import access_report
+
+from ..helpers import tcd
 
 
 def test_rows_and_csv(filled):
@@ -57,11 +60,9 @@ def test_an_unknown_session_has_an_empty_report(archive):
 
 
 def test_the_command_line(filled, tmp_path):
-    from click.testing import CliRunner
-    from archive.cli import main
     archive, sid = filled["archive"], filled["session"]
     archive.audit("hoa", "play", sid, filled["video"])
-    run = lambda *a: CliRunner().invoke(main, ["--home", str(archive.home), "access-report", sid, *a])
+    run = partial(tcd, archive.home, "access-report", sid)
     assert "hoa" in run().output and "Phát" in run().output
     out = tmp_path / "báo cáo.csv"
     result = run("--csv", "-o", str(out))

@@ -11,16 +11,15 @@ from pathlib import Path
 
 import bagit
 import pytest
-from click.testing import CliRunner
 
 import archive.backup as backup_module
 from archive.backup import backup_disk, read_marker, safe_name
-from archive.cli import main
 from archive.errors import InvalidInput, StorageError
 from archive.restore import verify_backup
 from archive.transcripts import save_transcript
 
 from ..conftest import ARTIFACTS
+from ..helpers import flip_byte, tcd
 
 
 
@@ -148,7 +147,7 @@ def test_unwritable_destination_is_refused_with_a_clear_message(filled, tmp_path
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o555)
         readonly = locked / "bag"
-    result = CliRunner().invoke(main, ["--home", str(home), "backup", "disk", str(readonly)])
+    result = tcd(home, "backup", "disk", str(readonly))
     assert result.exit_code == 1
     assert "Cannot write to the backup destination" in result.output
     assert arch.catalog.list_backups() == []  # refused before a backup began
@@ -164,12 +163,8 @@ def test_unwritable_destination_is_refused_with_a_clear_message(filled, tmp_path
 def test_damaged_store_object_is_not_copied_and_the_bag_is_not_complete(filled, tmp_path, home):
     arch = filled["archive"]
     rec = arch.catalog.get_recording(filled["video"])
-    path = arch.store.path(rec.access_sha256)
-    os.chmod(path, 0o644)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    result = CliRunner().invoke(main, ["--home", str(home), "backup", "disk", str(tmp_path / "bag")])
+    flip_byte(arch.store.path(rec.access_sha256), mask=0xFF)
+    result = tcd(home, "backup", "disk", str(tmp_path / "bag"))
     assert result.exit_code == 1
     assert f"{rec.id}/access/{rec.id}.mp4" in result.output
     assert "not complete" in result.output
@@ -185,7 +180,7 @@ def test_backup_verify_names_every_missing_and_differing_file(filled, tmp_path, 
     vtt = rec_dir / "transcripts" / "v2.vtt"
     vtt.write_text(vtt.read_text(encoding="utf-8").replace("đất", "dat"), encoding="utf-8")
     (bag_dir / "data" / "stray.txt").write_text("?")
-    result = CliRunner().invoke(main, ["--home", str(home), "backup", "verify", str(bag_dir)])
+    result = tcd(home, "backup", "verify", str(bag_dir))
     assert result.exit_code == 1
     out = result.output
     assert "transcripts/v1.txt: missing" in out

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import stat
+from functools import partial
 
 import pytest
-from click.testing import CliRunner
 from docx import Document
 
-from archive.catalog import now
 from archive.citations import check, cite, citation_code, normalize_code, passage_digest
-from archive.cli import main
 from archive.corrections import Edit, correct
 from archive.errors import IntegrityError, InvalidInput, NotFound
 from archive.transcripts import save_transcript
+
+from ..helpers import add_recording, flip_byte, tcd
 
 SEGMENTS = [
     {"start": 0.5, "end": 2.0, "speaker": "Chủ trì", "text": "Mời bà trình bày.", "words": []},
@@ -28,24 +26,11 @@ SEGMENTS = [
 
 @pytest.fixture
 def rec(archive, tmp_path):
-    original = tmp_path / "original.bin"
-    original.write_bytes(b"a reception session" * 64)
-    stored = archive.store.put_file(original)
-    archive.catalog.add_object(stored.sha256, stored.size, "original", "video/mp4")
-    session = archive.catalog.create_session({"title": "Tiếp công dân tháng 3", "held_on": "2025-03-14",
-                                              "case_code": "KN-17"})
-    recording = archive.catalog.add_recording(session_id=session.id, original_sha256=stored.sha256,
-                                              original_name="a.mp4", duration=12.0, has_audio=True)
+    recording = add_recording(archive, tmp_path / "a.mp4",
+                              {"title": "Tiếp công dân tháng 3", "held_on": "2025-03-14", "case_code": "KN-17"},
+                              content=b"a reception session" * 64, media_type="video/mp4", duration=12.0)
     save_transcript(archive, recording.id, SEGMENTS, kind="machine", author="vosk", engine="vosk")
     return recording
-
-
-def flip_a_byte(archive, sha256: str) -> None:
-    path = archive.store.path(sha256)
-    os.chmod(path, os.stat(path).st_mode | stat.S_IWUSR)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
 
 
 def test_the_citation_block_quotes_the_passage_with_its_source_and_code(archive, rec):
@@ -114,7 +99,7 @@ def test_a_code_the_archive_never_issued_is_refused(archive, rec):
 
 def test_a_flipped_byte_in_the_stored_transcript_stops_the_check(archive, rec):
     code = cite(archive, rec.id, 3, 7).code
-    flip_a_byte(archive, archive.catalog.get_transcript(rec.id, 1).sha256)
+    flip_byte(archive.store.path(archive.catalog.get_transcript(rec.id, 1).sha256))
     result = check(archive, code)
     assert not result.ok and result.problems == ["object_changed"]
     assert "does NOT check" in result.sentence()
@@ -186,8 +171,7 @@ def test_a_moment_between_two_segments_cites_nothing_but_one_inside_a_segment_ci
 
 # -- the command line ----------------------------------------------------------------------------
 
-def run(home, *args):
-    return CliRunner().invoke(main, ["--home", str(home), *args], catch_exceptions=False)
+run = partial(tcd, catch_exceptions=False)
 
 
 def test_tcd_cite_then_check_then_tamper(archive, home, rec, tmp_path):
@@ -209,7 +193,7 @@ def test_tcd_cite_then_check_then_tamper(archive, home, rec, tmp_path):
     paragraphs = [p.text for p in Document(str(docx_file)).paragraphs]
     assert paragraphs[-1] == f"Mã trích dẫn: {code}" and "Tôi khiếu nại" in paragraphs[1]
 
-    flip_a_byte(archive, archive.catalog.get_transcript(rec.id, 1).sha256)
+    flip_byte(archive.store.path(archive.catalog.get_transcript(rec.id, 1).sha256))
     tampered = run(home, "cite", "--check", code)
     assert tampered.exit_code == 1 and "does NOT check" in tampered.output
 
@@ -255,5 +239,5 @@ def test_tcd_cite_list_shows_the_codes_issued_for_a_session_or_a_recording(home,
     assert row["code"] == code and row["version"] == 1
     assert run(home, "cite", "--list").exit_code == 2
     assert run(home, "cite", "--list", rec.id, "--check", code).exit_code == 2
-    missing = CliRunner().invoke(main, ["--home", str(home), "cite", "--list", "TCD-1999-0001"])
+    missing = tcd(home, "cite", "--list", "TCD-1999-0001")
     assert missing.exit_code == 1 and "TCD-1999-0001" in missing.output

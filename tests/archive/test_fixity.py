@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 
 import pytest
-from click.testing import CliRunner
 
-from archive.cli import main
 from archive.errors import InvalidInput
 from archive.fixity import parse_age, verify
 
-
-def flip_byte(archive, sha256: str) -> None:
-    path = archive.store.path(sha256)
-    os.chmod(path, 0o644)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 3] ^= 0x01
-    path.write_bytes(bytes(data))
+from ..helpers import flip_byte, tcd
 
 
 def test_verify_names_every_damaged_and_missing_object(filled, home):
     arch = filled["archive"]
     video = arch.catalog.get_recording(filled["video"])
     audio = arch.catalog.get_recording(filled["audio"])
-    flip_byte(arch, video.original_sha256)
+    flip_byte(arch.store.path(video.original_sha256))
     arch.store.delete(audio.original_sha256)
 
-    result = CliRunner().invoke(main, ["--home", str(home), "verify"])
+    result = tcd(home, "verify")
     assert result.exit_code == 1
     out = result.output
     assert (f"DIFFERS: {filled['session']} recording {video.id} original "
@@ -48,12 +39,12 @@ def test_verify_names_every_damaged_and_missing_object(filled, home):
     assert entries[-2]["action"] == "fixity.verify" and entries[-2]["session_id"] is None
     assert json.loads(entries[-1]["detail"])["failed"] == 2  # and in the session's own history
     assert entries[-1]["session_id"] == filled["session"]
-    listed = json.loads(CliRunner().invoke(main, ["--home", str(home), "backup", "list", "--json"]).output)
+    listed = json.loads(tcd(home, "backup", "list", "--json").output)
     assert listed["last_fixity_run"]["detail"]["problems"] == problems  # an object, not a string
 
 
 def test_verify_passes_and_json(filled, home):
-    result = CliRunner().invoke(main, ["--home", str(home), "verify", filled["session"], "--json"])
+    result = tcd(home, "verify", filled["session"], "--json")
     assert result.exit_code == 0
     data = json.loads(result.output)
     assert data["ok"] and data["checked"] == 5 and data["scope"] == f"session {filled['session']}"
@@ -66,7 +57,7 @@ def test_older_than_checks_only_what_was_not_checked_recently(filled, home):
     old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=120)).replace(microsecond=0).isoformat()
     sha = arch.catalog.get_recording(filled["video"]).original_sha256
     arch.catalog.db.execute("UPDATE objects SET verified_at = ? WHERE sha256 = ?", (old, sha))
-    result = CliRunner().invoke(main, ["--home", str(home), "verify", "--older-than", "90d", "--json"])
+    result = tcd(home, "verify", "--older-than", "90d", "--json")
     assert result.exit_code == 0
     data = json.loads(result.output)
     assert data["checked"] == 1 and "not verified since" in data["scope"]
@@ -82,32 +73,47 @@ def test_bad_age_and_unknown_session():
 
 
 def test_unknown_session_and_bad_age_on_the_command_line(archive, home):
-    runner = CliRunner()
-    result = runner.invoke(main, ["--home", str(home), "verify", "TCD-1999-0001"])
+    result = tcd(home, "verify", "TCD-1999-0001")
     assert result.exit_code == 1 and "There is no session TCD-1999-0001" in result.output
-    result = runner.invoke(main, ["--home", str(home), "verify", "--older-than", "soon"])
+    result = tcd(home, "verify", "--older-than", "soon")
     assert result.exit_code == 1 and "is not an age" in result.output
     assert archive.catalog.last_fixity_run() is None
 
 
 def test_history_lists_the_runs_and_what_is_still_damaged(filled, home):
     arch = filled["archive"]
-    runner = CliRunner()
-    result = runner.invoke(main, ["--home", str(home), "verify", "--history"])
+    result = tcd(home, "verify", "--history")
     assert result.exit_code == 0 and "No fixity run yet" in result.output
     sha = arch.catalog.get_recording(filled["video"]).original_sha256
     verify(arch)
-    flip_byte(arch, sha)
+    flip_byte(arch.store.path(sha))
     verify(arch, session_id=filled["session"])
-    result = runner.invoke(main, ["--home", str(home), "verify", "--history"])
+    result = tcd(home, "verify", "--history")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert f"session {filled['session']}: 5 checked, 1 failed" in lines[0]     # newest first
     assert "all objects: 5 checked, 0 failed" in lines[1]
     assert f"DAMAGED: original {sha}" in result.output
     assert "1 object(s) failed their last check; `tcd restore BAG` repairs them" in result.output
-    data = json.loads(runner.invoke(main, ["--home", str(home), "verify", "--history", "--json"]).output)
+    data = json.loads(tcd(home, "verify", "--history", "--json").output)
     assert [r["failed"] for r in data["runs"]] == [1, 0] and [o["sha256"] for o in data["damaged"]] == [sha]
     assert len(arch.catalog.list_fixity_runs()) == 2, "listing the history runs nothing"
-    result = runner.invoke(main, ["--home", str(home), "verify", "--history", filled["session"]])
+    result = tcd(home, "verify", "--history", filled["session"])
     assert result.exit_code == 1 and "leave out ID" in result.output
+
+
+def test_a_whole_run_names_objects_the_catalog_does_not_know_without_failing(filled, home, tmp_path):
+    arch = filled["archive"]
+    leftover = tmp_path / "left-by-a-killed-run.mp4"
+    leftover.write_bytes(b"an access copy nobody catalogued")
+    stray = arch.store.put_file(leftover).sha256
+    result = tcd(home, "verify")
+    assert result.exit_code == 0, result.output              # nothing the archive holds changed
+    assert f"STRAY: sha256 {stray} is in the store but not in the catalog" in result.output
+    assert "The store also holds 1 object(s) the catalog does not know." in result.output
+    assert arch.catalog.last_fixity_run()["detail"]["strays"] == [stray]
+    assert json.loads(arch.catalog.audit_entries()[-2]["detail"])["strays"] == 1
+    scoped = json.loads(tcd(home, "verify", filled["session"], "--json").output)
+    assert scoped["ok"] and scoped["strays"] == [], "a session's run does not judge the whole store"
+    arch.store.delete(stray)
+    assert verify(arch).strays == []

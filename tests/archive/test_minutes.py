@@ -12,6 +12,8 @@ from archive.errors import InvalidInput, NotFound
 from archive.minutes import EXPORT_FORMATS, clock, date_vi, export, render_minutes
 from archive.transcripts import import_transcript, parse, save_transcript
 
+from ..helpers import add_recording
+
 
 def nfd(text: str) -> str:
     return unicodedata.normalize("NFD", text)
@@ -34,19 +36,14 @@ NFC_SPEAKERS = [unicodedata.normalize("NFC", s["speaker"]) for s in SEGMENTS]
 
 @pytest.fixture
 def rec(archive, tmp_path):
-    original = tmp_path / "original.bin"
-    original.write_bytes(b"three hours of a reception session" * 40)
-    stored = archive.store.put_file(original)
-    archive.catalog.add_object(stored.sha256, stored.size, "original", "video/mp4")
-    session = archive.catalog.create_session({
+    recording = add_recording(archive, tmp_path / "phien-3-gio.mp4", {
         "title": nfd("Tiếp công dân định kỳ tháng 3"), "held_on": "2025-03-14", "case_code": "KN-2025-017",
         "category": "b", "chair": nfd("Ông Nguyễn Văn Đức, Phó Chủ tịch UBND tỉnh"),
         "central_point": nfd("Trụ sở Tiếp công dân tỉnh"),
         "delegate_points": [nfd("UBND huyện Quỳnh Lưu"), nfd("UBND xã Đức Hòa")],
-        "complainants": [nfd("Bà Trần Thị Bình"), nfd("Ông Lê Văn Hải")]})
-    recording = archive.catalog.add_recording(session_id=session.id, original_sha256=stored.sha256,
-                                              original_name="phien-3-gio.mp4", point="Trung tâm",
-                                              duration=10800.0, has_audio=True)
+        "complainants": [nfd("Bà Trần Thị Bình"), nfd("Ông Lê Văn Hải")]},
+        content=b"three hours of a reception session" * 40, media_type="video/mp4", point="Trung tâm",
+        duration=10800.0)
     save_transcript(archive, recording.id, SEGMENTS, kind="human", author="hoa")
     return recording
 

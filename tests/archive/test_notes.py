@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
 from archive import notes
 from archive.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+
+from .. import helpers
 
 
 @pytest.fixture
@@ -94,26 +97,24 @@ def test_only_the_author_or_an_admin_edits_with_history(filled, people):
         notes.edit_note(archive, 999, people["admin"], text="x")
 
 
-def tcd(archive, *args):
-    from click.testing import CliRunner
-    from archive.cli import main
-    return CliRunner().invoke(main, ["--home", str(archive.home), *args], env={"TCD_USER": ""})
+# The tests give --user or leave it out on purpose: the $TCD_USER of whoever runs them must not count.
+tcd = partial(helpers.tcd, env={"TCD_USER": ""})
 
 
 def test_the_command_line(filled, people):
     archive, sid, video = filled["archive"], filled["session"], filled["video"]
-    result = tcd(archive, "note", "add", sid, "--at", "1", "--text", "ghi chú", "--user", "hoa")
+    result = tcd(archive.home, "note", "add", sid, "--at", "1", "--text", "ghi chú", "--user", "hoa")
     assert result.exit_code == 1 and "has 2 recordings; name one of them" in result.output
-    result = tcd(archive, "note", "add", video, "--at", "1.5", "--end", "2", "--text", "Công dân trình bày",
+    result = tcd(archive.home, "note", "add", video, "--at", "1.5", "--end", "2", "--text", "Công dân trình bày",
                  "--user", "handler")
     assert result.exit_code == 0 and "Added note 1 at 1.5–2 s" in result.output
-    result = tcd(archive, "note", "add", video, "--at", "2", "--end", "1", "--text", "x", "--user", "handler")
+    result = tcd(archive.home, "note", "add", video, "--at", "2", "--end", "1", "--text", "x", "--user", "handler")
     assert result.exit_code == 1 and "must come after its start" in result.output
-    result = tcd(archive, "note", "edit", "1", "--text", "Sửa", "--user", "inspector")
+    result = tcd(archive.home, "note", "edit", "1", "--text", "Sửa", "--user", "inspector")
     assert result.exit_code == 1 and "only they or an admin" in result.output
-    result = tcd(archive, "note", "edit", "1", "--moment", "--user", "handler")
+    result = tcd(archive.home, "note", "edit", "1", "--moment", "--user", "handler")
     assert result.exit_code == 0 and "version 2" in result.output
-    listed = json.loads(tcd(archive, "note", "list", sid, "--json").output)
+    listed = json.loads(tcd(archive.home, "note", "list", sid, "--json").output)
     assert [(n["id"], n["start"], n["end"], n["text"]) for n in listed] == [(1, 1.5, None, "Công dân trình bày")]
-    history = tcd(archive, "note", "history", "1").output.splitlines()
+    history = tcd(archive.home, "note", "history", "1").output.splitlines()
     assert len(history) == 2 and "1.5–2 s" in history[0] and history[1].split()[2] == "handler"

@@ -3,22 +3,12 @@ restore that changes nothing."""
 from __future__ import annotations
 
 import json
-import os
-
-from click.testing import CliRunner
 
 from archive import open_archive
 from archive.backup import backup_disk
-from archive.cli import main
 from archive.restore import restore
 
-
-def flip_byte(archive, sha256: str) -> None:
-    path = archive.store.path(sha256)
-    os.chmod(path, 0o644)
-    data = bytearray(path.read_bytes())
-    data[100] ^= 0x80
-    path.write_bytes(bytes(data))
+from ..helpers import flip_byte, tcd
 
 
 def catalog_dump(archive) -> dict:
@@ -38,21 +28,20 @@ def test_flipped_byte_found_by_verify_and_repaired_from_a_bag(filled, tmp_path, 
     backup_disk(arch, bag)
     sha = arch.catalog.get_recording(filled["video"]).original_sha256
     good = arch.store.path(sha).read_bytes()
-    flip_byte(arch, sha)
+    flip_byte(arch.store.path(sha), at=100, mask=0x80)
 
-    runner = CliRunner()
-    found = runner.invoke(main, ["--home", str(home), "verify"])
+    found = tcd(home, "verify")
     assert found.exit_code == 1 and f"DIFFERS: {filled['session']} recording {filled['video']}" in found.output
 
-    repaired = runner.invoke(main, ["--home", str(home), "restore", str(bag)])
+    repaired = tcd(home, "restore", str(bag))
     assert repaired.exit_code == 0, repaired.output
     assert "1 damaged objects repaired" in repaired.output
     assert arch.store.path(sha).read_bytes() == good
-    assert runner.invoke(main, ["--home", str(home), "verify"]).exit_code == 0
+    assert tcd(home, "verify").exit_code == 0
     assert arch.catalog.audit_entries(session_id=filled["session"])[-2]["action"] == "restore"
 
     before, files = catalog_dump(arch), store_state(arch)
-    again = runner.invoke(main, ["--home", str(home), "restore", str(bag), "--json"])
+    again = tcd(home, "restore", str(bag), "--json")
     assert again.exit_code == 0 and json.loads(again.output)["changed"] is False
     assert catalog_dump(arch) == before and store_state(arch) == files
 
@@ -96,7 +85,7 @@ def test_file_missing_from_the_bag_is_named_and_the_rest_restored(filled, tmp_pa
     lost.unlink()
     (bag / "data" / filled["session"] / "recordings" / filled["video"] / "transcripts" / "v1.json").write_text("{}")
     fresh_home = tmp_path / "new-machine"
-    result = CliRunner().invoke(main, ["--home", str(fresh_home), "restore", str(bag)])
+    result = tcd(fresh_home, "restore", str(bag))
     assert result.exit_code == 1
     assert f"recordings/{rec.id}/original/{rec.original_name}: missing from the bag" in result.output
     assert f"recordings/{filled['video']}/transcripts/v1.json: differs from its SHA-256" in result.output
@@ -108,5 +97,5 @@ def test_file_missing_from_the_bag_is_named_and_the_rest_restored(filled, tmp_pa
 
 def test_a_folder_that_is_no_backup_is_refused(tmp_path, home, archive):
     (tmp_path / "junk").mkdir()
-    result = CliRunner().invoke(main, ["--home", str(home), "restore", str(tmp_path / "junk")])
+    result = tcd(home, "restore", str(tmp_path / "junk"))
     assert result.exit_code == 1 and "holds no TCD backup" in result.output

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import partial
 
 import pytest
 
 from archive import fixity, notes, retention, seals
 from archive.errors import InvalidInput, NotFound, PermissionDenied
+
+from .. import helpers
 
 LATER = dt.date(2031, 1, 1)   # past a 5-year retention of a session held on 2025-03-14
 
@@ -136,37 +139,35 @@ def test_permanent_sessions_cannot_be_proposed(filled, people):
         retention.propose(filled["archive"], filled["session"], people["lan"], today=dt.date(2999, 1, 1))
 
 
-def tcd(archive, *args):
-    from click.testing import CliRunner
-    from archive.cli import main
-    return CliRunner().invoke(main, ["--home", str(archive.home), *args], env={"TCD_USER": ""})
+# The tests give --user or leave it out on purpose: the $TCD_USER of whoever runs them must not count.
+tcd = partial(helpers.tcd, env={"TCD_USER": ""})
 
 
 def test_the_command_line_flow(filled, people):
     archive, sid = filled["archive"], filled["session"]
     archive.catalog.update_session(sid, {"held_on": "2015-03-14"})   # so that its time has passed
-    result = tcd(archive, "retention", "set", sid, "1", "--user", "lan")
+    result = tcd(archive.home, "retention", "set", sid, "1", "--user", "lan")
     assert result.exit_code == 0 and "is kept until 2016-03-14" in result.output
-    assert tcd(archive, "retention", "set", sid, "forever", "--user", "lan").exit_code == 1
-    result = tcd(archive, "retention", "set", sid, "1")
+    assert tcd(archive.home, "retention", "set", sid, "forever", "--user", "lan").exit_code == 1
+    result = tcd(archive.home, "retention", "set", sid, "1")
     assert result.exit_code == 2 and "--user" in result.output
-    result = tcd(archive, "retention", "due", "--json")
+    result = tcd(archive.home, "retention", "due", "--json")
     assert json.loads(result.output)[0]["session_id"] == sid
-    result = tcd(archive, "retention", "propose", sid, "--user", "lan", "--reason", "Hết hạn")
+    result = tcd(archive.home, "retention", "propose", sid, "--user", "lan", "--reason", "Hết hạn")
     assert result.exit_code == 0, result.output
     deletion = int(result.output.split("deletion ")[1].split()[0])
-    result = tcd(archive, "retention", "approve", str(deletion), "--user", "lan")
+    result = tcd(archive.home, "retention", "approve", str(deletion), "--user", "lan")
     assert result.exit_code == 1 and "a second, different user must approve it" in result.output
-    assert "proposed by lan" in tcd(archive, "retention", "proposals").output
+    assert "proposed by lan" in tcd(archive.home, "retention", "proposals").output
     from search import open_index
     index = open_index(archive)
     assert index.search("đất đai").total >= 1
-    result = tcd(archive, "retention", "approve", str(deletion), "--user", "minh")
+    result = tcd(archive.home, "retention", "approve", str(deletion), "--user", "minh")
     assert result.exit_code == 0 and f"Deleted {sid}" in result.output
     assert index.search("đất đai").total == 0 and index.search(sid).total == 0   # gone from the index too
-    result = tcd(archive, "verify")
+    result = tcd(archive.home, "verify")
     assert result.exit_code == 0, result.output
-    assert tcd(archive, "show", sid).exit_code == 1
+    assert tcd(archive.home, "show", sid).exit_code == 1
 
 
 def test_the_next_disk_backup_drops_a_deleted_session(filled, people, other_session, tmp_path):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import subprocess
+from functools import partial
 
 import pytest
 
 from archive import seals
 from archive.errors import InvalidInput, NotFound, PermissionDenied
 from archive.notes import add_note, list_notes
+
+from .. import helpers
 
 ROLES = ("admin", "archivist", "inspector", "handler")
 SEALED_WORDS = ("bồi", "thường")
@@ -219,11 +222,7 @@ def test_sealed_copy_of_an_audio_recording_without_access_copy(filled, people):
 
     # years later, a fixity run names the damaged copy by its recording, like any other object
     from archive.fixity import verify
-    path = archive.store.path(copy["sha256"])
-    path.chmod(0o644)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+    helpers.flip_byte(archive.store.path(copy["sha256"]))
     [problem] = verify(archive, actor="test").problems
     assert problem.sha256 == copy["sha256"] and problem.problem == "differs"
     assert [(o["recording_id"], o["role"]) for o in problem.owners] == [(audio, "sealed copy")]
@@ -233,10 +232,8 @@ def test_sealed_copy_of_an_audio_recording_without_access_copy(filled, people):
     assert problem.sha256 == copy["sha256"]
 
 
-def tcd(archive, *args):
-    from click.testing import CliRunner
-    from archive.cli import main
-    return CliRunner().invoke(main, ["--home", str(archive.home), *args], env={"TCD_USER": ""})
+# The tests give --user or leave it out on purpose: the $TCD_USER of whoever runs them must not count.
+tcd = partial(helpers.tcd, env={"TCD_USER": ""})
 
 
 def test_the_command_line(filled, people):
@@ -248,23 +245,23 @@ def test_the_command_line(filled, people):
     assert index.search("bồi thường").total == 1
     for args, message in ((("--start", "2", "--end", "1"), "must come before its end"),
                           (("--start", "1", "--end", "9"), "outside it")):
-        result = tcd(archive, "seal", "add", video, *args, "--reason", "CCCD", "--user", "archivist-n")
+        result = tcd(archive.home, "seal", "add", video, *args, "--reason", "CCCD", "--user", "archivist-n")
         assert result.exit_code == 1 and message in result.output
-    result = tcd(archive, "seal", "add", video, "--start", "1", "--end", "2", "--reason", "CCCD", "--user", "handler-c")
+    result = tcd(archive.home, "seal", "add", video, "--start", "1", "--end", "2", "--reason", "CCCD", "--user", "handler-c")
     assert result.exit_code == 1 and "may not seal" in result.output
-    result = tcd(archive, "seal", "add", video, "--start", "1", "--end", "2", "--reason", "Số CCCD",
+    result = tcd(archive.home, "seal", "add", video, "--start", "1", "--end", "2", "--reason", "Số CCCD",
                  "--user", "archivist-n")
     assert result.exit_code == 0 and "silenced copy" in result.output
     assert index.search("bồi thường").total == 0   # the command brought the index up to date
     assert any("<mark>đất</mark>" in h.snippet for h in index.search("đất đai").hits)
-    result = tcd(archive, "seal", "add", video, "--start", "1.5", "--end", "2.5", "--reason", "x", "--user", "admin-n")
+    result = tcd(archive.home, "seal", "add", video, "--start", "1.5", "--end", "2.5", "--reason", "x", "--user", "admin-n")
     assert result.exit_code == 1 and "overlaps seal 1 (1–2 s)" in result.output
     assert archive.catalog.sealed_copy(video)["spans"] == [[1.0, 2.0]]
-    assert "Số CCCD" in tcd(archive, "seal", "list", filled["session"]).output
-    result = tcd(archive, "seal", "remove", "1", "--user", "admin-n", "--reason", "Đã công khai")
+    assert "Số CCCD" in tcd(archive.home, "seal", "list", filled["session"]).output
+    result = tcd(archive.home, "seal", "remove", "1", "--user", "admin-n", "--reason", "Đã công khai")
     assert result.exit_code == 0 and archive.catalog.sealed_copy(video) is None
-    assert "Nothing" in tcd(archive, "seal", "list", video).output
-    assert "removed" in tcd(archive, "seal", "list", video, "--all").output
+    assert "Nothing" in tcd(archive.home, "seal", "list", video).output
+    assert "removed" in tcd(archive.home, "seal", "list", video, "--all").output
 
 
 def test_what_the_search_index_may_hold(filled, people):

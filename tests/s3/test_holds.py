@@ -6,13 +6,13 @@ import datetime as dt
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from archive import open_archive, users
-from archive.cli import main
 from archive.errors import InvalidInput, StorageError, StorageUnavailable
 from archive.holds import apply_retention, retention_until, set_legal_hold
 from archive.store import object_key
+
+from .. import helpers
 
 
 def s3_archive(seaweed, bucket, home):
@@ -21,7 +21,7 @@ def s3_archive(seaweed, bucket, home):
 
 
 def tcd(home, env, *args):
-    return CliRunner().invoke(main, ["--home", str(home), *args], env={"TCD_HOME": None, **env})
+    return helpers.tcd(home, *args, env={"TCD_HOME": None, **env})
 
 
 def test_hold_and_release_set_s3_legal_hold_on_a_locked_bucket(seaweed, locked_bucket, home, populate):

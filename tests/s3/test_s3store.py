@@ -39,6 +39,16 @@ def make_store(seaweed, bucket, tmp_path, **kw) -> S3Store:
                    part_size=5 * MiB, tmp_dir=tmp_path / "s3tmp", **kw)
 
 
+def watched_store_holding(seaweed, bucket, tmp_path, blob) -> tuple[S3Store, RecordingPool, str]:
+    """A store whose HTTP requests are noted, holding `blob` (its SHA-256 returned); the notes
+    start after the upload."""
+    pool = RecordingPool()
+    store = make_store(seaweed, bucket, tmp_path, http_client=pool)
+    sha = store.put_file(blob).sha256
+    pool.requests.clear()
+    return store, pool, sha
+
+
 @pytest.fixture
 def blob(tmp_path):
     """12 MiB and a few bytes of seeded noise: three parts of 5 MiB."""
@@ -95,11 +105,8 @@ def test_a_file_cut_short_during_the_upload_is_refused_and_not_kept(seaweed, buc
 
 
 def test_read_range_asks_the_server_for_that_range_only(seaweed, bucket, tmp_path, blob):
-    pool = RecordingPool()
-    store = make_store(seaweed, bucket, tmp_path, http_client=pool)
+    store, pool, sha = watched_store_holding(seaweed, bucket, tmp_path, blob)
     data = blob.read_bytes()
-    sha = store.put_file(blob).sha256
-    pool.requests.clear()
     start, length = 7 * MiB + 3, 1000
     assert b"".join(store.read_range(sha, start, length)) == data[start:start + length]
     gets = [r for r in pool.requests if r[0] == "GET"]
@@ -111,11 +118,8 @@ def test_read_range_asks_the_server_for_that_range_only(seaweed, bucket, tmp_pat
 
 
 def test_open_streams_and_seeks_with_ranges(seaweed, bucket, tmp_path, blob):
-    pool = RecordingPool()
-    store = make_store(seaweed, bucket, tmp_path, http_client=pool)
+    store, pool, sha = watched_store_holding(seaweed, bucket, tmp_path, blob)
     data = blob.read_bytes()
-    sha = store.put_file(blob).sha256
-    pool.requests.clear()
     with store.open(sha) as f:
         assert f.read(10) == data[:10]
         f.seek(9 * MiB)

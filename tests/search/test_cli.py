@@ -1,18 +1,14 @@
 """`tcd search` and `tcd reindex` through the real command group."""
 import json
 
-from click.testing import CliRunner
-
-from archive.cli import main
-
+from ..helpers import tcd
 from .conftest import add_session, seg
 
 
 def test_search_json_syncs_first(archive, home):
     session, rec = add_session(archive, "Phiên tháng ba", "2025-03-14",
                                [seg(2.0, "thu hồi đất đai <b>trái phép</b>")], case_code="KN-1")
-    runner = CliRunner()
-    result = runner.invoke(main, ["--home", str(home), "search", "dat", "dai", "--json"])
+    result = tcd(home, "search", "dat", "dai", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["total"] == 1
@@ -24,16 +20,15 @@ def test_search_json_syncs_first(archive, home):
 
 def test_search_table_filters_and_messages(archive, home):
     add_session(archive, "Phiên tháng ba", "2025-03-14", [seg(2.0, "thu hồi đất đai")])
-    runner = CliRunner()
-    result = runner.invoke(main, ["--home", str(home), "search", "đất", "--from", "2026-01-01"])
+    result = tcd(home, "search", "đất", "--from", "2026-01-01")
     assert result.exit_code == 0 and "No match" in result.output
-    result = runner.invoke(main, ["--home", str(home), "search", '"thu hồi', "--sort", "date"])
+    result = tcd(home, "search", '"thu hồi', "--sort", "date")
     assert result.exit_code == 0 and "1 matches" in result.output and "[thu]" in result.output
     assert "ngoặc kép" in result.output
 
 
 def test_reindex(archive, home):
     add_session(archive, "Phiên tháng ba", "2025-03-14", [seg(2.0, "thu hồi đất đai")])
-    result = CliRunner().invoke(main, ["--home", str(home), "reindex", "--json"])
+    result = tcd(home, "reindex", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["sessions"] == 1

@@ -15,6 +15,7 @@ from archive.transcripts import save_transcript
 from ingest.sample import make_sample
 from web import create_app
 
+from .. import helpers as shared  # this module's `helpers` is a fixture
 from ..conftest import serve_in_thread
 
 PASSWORD = "mật-khẩu-đủ-dài"
@@ -34,15 +35,11 @@ def sample(tmp_path_factory) -> dict:
 
 def add_recording(arch, session_id: str, path: Path, point: str, mime: str | None,
                   duration: float, has_video: bool):
-    """Store a file as a recording's original (and as its access copy when `mime` is given)."""
-    stored = arch.store.put_file(path)
-    arch.catalog.add_object(stored.sha256, stored.size, "original", path.suffix.lstrip("."))
-    rec = arch.catalog.add_recording(session_id=session_id, original_sha256=stored.sha256,
-                                     original_name=path.name, point=point, duration=duration,
-                                     has_video=has_video, has_audio=True)
-    if mime:
-        arch.catalog.set_access_copy(rec.id, stored.sha256, mime)
-    return rec, stored.size
+    """Store a file as a recording's original (and as its access copy when `mime` is given);
+    the recording and the file's size."""
+    rec = shared.add_recording(arch, path, session_id, media_type=path.suffix.lstrip("."), access_mime=mime or "",
+                               point=point, duration=duration, has_video=has_video)
+    return rec, path.stat().st_size
 
 
 def build_site(home: Path, sample: dict) -> dict:

@@ -7,9 +7,7 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -19,8 +17,7 @@ from web.cli import is_loopback
 from web.workers import Seats
 
 from ..conftest import free_ports, wait_for
-
-TCD = str(Path(sys.executable).parent / "tcd")
+from ..helpers import TCD, tcd_process
 
 
 @pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("::1", True), ("localhost", True),
@@ -124,8 +121,7 @@ def test_a_worker_that_cannot_start_stops_the_server_instead_of_restarting_forev
 def test_a_port_in_use_is_refused_without_a_traceback(tmp_path, processes):
     with socket.create_server(("127.0.0.1", 0)) as held:  # bound at once: no window for others
         port = held.getsockname()[1]
-        result = subprocess.run([TCD, "--home", str(tmp_path / "d"), "serve", "--port", str(port),
-                                 "--processes", processes], capture_output=True, text=True, timeout=60)
+        result = tcd_process(tmp_path / "d", "serve", "--port", str(port), "--processes", processes, timeout=60)
     assert result.returncode == 1
     assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr

