@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 
 from archive import Archive, Job
 from archive.catalog import now
-from archive.errors import ArchiveError, InvalidMedia, StorageUnavailable
+from archive.errors import ArchiveError, InvalidMedia, StorageError, StorageUnavailable
 from archive.store import copy_hashing, disk_error, hash_file
 
 from . import media
@@ -210,7 +210,13 @@ def _drop_unrecorded(ctx: JobContext) -> None:
     catalog, left = ctx.archive.catalog, ctx.job.options.get("storing")
     if left and not catalog.object_in_use(left):
         catalog.forget_object(left)
-        ctx.archive.store.delete(left)
+        try:
+            ctx.archive.store.delete(left)
+        except StorageUnavailable:
+            raise   # the stage waits for the store like any other
+        except StorageError as exc:   # e.g. a bucket whose default retention locks every object
+            log.warning("job %s: the unrecorded access copy %s stays in the store (%s); "
+                        "`tcd verify` lists it as a stray", ctx.job_id, left, exc)
 
 
 def transcribe(ctx: JobContext) -> None:

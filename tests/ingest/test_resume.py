@@ -69,10 +69,9 @@ class Killed(BaseException):
     """Stands for SIGKILL at one exact point: the runner cannot catch it and nothing after it runs."""
 
 
-@pytest.mark.parametrize("killed_in", ["add_object", "set_access_copy"])
-def test_a_kill_after_storing_the_access_copy_leaves_no_stray_object(archive, media, monkeypatch, killed_in):
+def kill_after_storing_the_access_copy(archive, src, monkeypatch, killed_in: str) -> str:
+    """Ingest `src` until the access copy is stored and the run dies at `killed_in`; the copy's key."""
     from ingest import pipeline
-    src = media("vp9_opus_webm")
     real_copy, real_call = pipeline.media.make_access_copy, getattr(archive.catalog, killed_in)
 
     def other_bytes(source, out, info, progress):  # an encoder run again need not give the same bytes
@@ -86,18 +85,37 @@ def test_a_kill_after_storing_the_access_copy_leaves_no_stray_object(archive, me
             raise Killed
         return real_call(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.media, "make_access_copy", other_bytes)
-    monkeypatch.setattr(archive.catalog, killed_in, kill_for_access)
-    with pytest.raises(Killed):
-        pipeline.ingest_paths(archive, [src])
-    first = set(archive.store.keys()) - {hash_file(src)[0]}
-    assert len(first) == 1, "the first access copy was stored before the kill"
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline.media, "make_access_copy", other_bytes)
+        patch.setattr(archive.catalog, killed_in, kill_for_access)
+        with pytest.raises(Killed):
+            pipeline.ingest_paths(archive, [src])
+    [first] = set(archive.store.keys()) - {hash_file(src)[0]}   # stored before the kill
+    return first
 
+
+@pytest.mark.parametrize("killed_in", ["add_object", "set_access_copy"])
+def test_a_kill_after_storing_the_access_copy_leaves_no_stray_object(archive, media, monkeypatch, killed_in):
+    from ingest import pipeline
+    first = kill_after_storing_the_access_copy(archive, media("vp9_opus_webm"), monkeypatch, killed_in)
     [done] = pipeline.resume(archive, pipeline.Runner(archive))
     assert done.status == "done", done.message
     keys = sorted(archive.store.keys())
     assert keys == sorted(o["sha256"] for o in archive.catalog.list_objects())
-    assert len(keys) == 2 and not first & set(keys), "the stray first copy is gone, the new one kept"
+    assert len(keys) == 2 and first not in keys, "the stray first copy is gone, the new one kept"
     [rec] = archive.catalog.recordings_for_session(done.session_id)
     assert archive.store.rehash(rec.access_sha256) == rec.access_sha256
+
+
+def test_a_stray_the_store_will_not_delete_does_not_stop_the_ingest(archive, media, monkeypatch):
+    from archive.errors import StorageError
+    from archive.fixity import verify
+    from ingest import pipeline
+    first = kill_after_storing_the_access_copy(archive, media("vp9_opus_webm"), monkeypatch, "add_object")
+
+    def locked(sha256):   # a bucket whose default retention locks every new object
+        raise StorageError(f"The S3 server refused to delete object {sha256[:12]}…: it is under retention.")
+    monkeypatch.setattr(archive.store, "delete", locked)
+    [done] = pipeline.resume(archive, pipeline.Runner(archive))
+    assert done.status == "done", done.message
+    assert verify(archive).strays == [first], "left in the store, and the next fixity run names it"
