@@ -442,6 +442,12 @@ class User:
         return d
 
 
+def _transcript_columns(with_segments: bool) -> str:
+    # without segments: every other column, and an empty list for the segments (megabytes of JSON)
+    return "*" if with_segments else ", ".join(
+        f.name for f in fields(Transcript) if f.name != "segments") + ", '[]' AS segments"
+
+
 def _build(cls, row: sqlite3.Row | None, json_fields: tuple[str, ...] = ()):
     if row is None:
         return None
@@ -726,7 +732,7 @@ class Catalog:
             rec = self.get_recording(recording_id)
             latest = db.execute("SELECT MAX(version) FROM transcripts WHERE recording_id = ?",
                                 (recording_id,)).fetchone()[0] or 0
-            current = self.current_transcript(recording_id)
+            current = self.current_transcript(recording_id, with_segments=False)
             if based_on is not None and based_on != (current.version if current else 0):
                 raise Conflict(f"Version {current.version if current else 0} of this transcript was "
                                f"saved after version {based_on} that you edited; reload it and apply "
@@ -750,17 +756,15 @@ class Catalog:
     def transcripts_for_recording(self, recording_id: str, with_segments: bool = True) -> list[Transcript]:
         """Every version, oldest first; without `with_segments` their segments are left empty, so
         listing versions does not decode every transcript (megabytes of JSON each)."""
-        columns = "*" if with_segments else ", ".join(
-            f.name for f in fields(Transcript) if f.name != "segments") + ", '[]' AS segments"
-        rows = self.db.execute(f"SELECT {columns} FROM transcripts WHERE recording_id = ? ORDER BY version",
-                               (recording_id,)).fetchall()
+        rows = self.db.execute(f"SELECT {_transcript_columns(with_segments)} FROM transcripts"
+                               " WHERE recording_id = ? ORDER BY version", (recording_id,)).fetchall()
         return [_build(Transcript, r, ("segments",)) for r in rows]
 
-    def current_transcript(self, recording_id: str) -> Transcript | None:
+    def current_transcript(self, recording_id: str, with_segments: bool = True) -> Transcript | None:
         """The version people read: the newest made by a person if any, else the newest machine one.
         A machine run after a human correction does not push the correction aside."""
         row = self.db.execute(
-            "SELECT * FROM transcripts WHERE recording_id = ?"
+            f"SELECT {_transcript_columns(with_segments)} FROM transcripts WHERE recording_id = ?"
             " ORDER BY kind = 'human' DESC, version DESC LIMIT 1", (recording_id,)).fetchone()
         return _build(Transcript, row, ("segments",))
 
@@ -1300,6 +1304,15 @@ class Catalog:
                        (doc["session_id"], doc["recording_id"], doc["start"], doc["end"], doc["reason"],
                         doc["sealed_by"], doc["sealed_at"], doc.get("removed_by"), doc.get("removed_at")))
         return True
+
+    # -- the preservation page ------------------------------------------------------------------
+
+    def last_finished_fixity_run(self, scope: str) -> dict | None:
+        """The newest finished fixity run of exactly `scope` (e.g. a whole run), however many
+        runs of other scopes came after it."""
+        row = self.db.execute("SELECT * FROM fixity_runs WHERE scope = ? AND finished_at IS NOT NULL"
+                              " ORDER BY id DESC LIMIT 1", (scope,)).fetchone()
+        return with_detail(row) if row else None
 
     # -- web server state shared by its processes -------------------------------------------------
 

@@ -371,5 +371,5 @@ def _verify(archive, result: CheckResult) -> None:
                              "created_at": later.created_at,
                              "changed": passage_digest(overlap) != row["quote_sha256"],
                              "quote": "\n".join(quote_lines(overlap)) if overlap else ""})
-    current = catalog.current_transcript(rec.id)
+    current = catalog.current_transcript(rec.id, with_segments=False)
     result.current_version = current.version if current else None

@@ -114,7 +114,7 @@ def show(ctx, session_id, as_json):
     session = catalog.get_session(session_id)
     recordings = []
     for rec in catalog.recordings_for_session(session_id):
-        current = catalog.current_transcript(rec.id)
+        current = catalog.current_transcript(rec.id, with_segments=False)
         recordings.append({**rec.to_dict(),
                            "transcripts": [t.to_dict(with_segments=False)
                                            for t in catalog.transcripts_for_recording(rec.id, with_segments=False)],

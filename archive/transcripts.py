@@ -354,7 +354,7 @@ def resolve_recording(archive, session_or_recording_id: str, with_transcript: bo
                        "`tcd sessions` lists the sessions.")
     recordings = catalog.recordings_for_session(session.id)
     if with_transcript:
-        recordings = [r for r in recordings if catalog.current_transcript(r.id)]
+        recordings = [r for r in recordings if catalog.current_transcript(r.id, with_segments=False)]
     if not recordings:
         what = "a transcript" if with_transcript else "a recording"
         raise NotFound(f"Session {session.id} has no recording with {what} yet.")

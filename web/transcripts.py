@@ -114,7 +114,7 @@ def history(session_id: str, recording_id: str):
     versions = catalog.transcripts_for_recording(rec.id)  # the table shows each version's segment count
     if not versions:
         abort(404)
-    current = catalog.current_transcript(rec.id)
+    current = catalog.current_transcript(rec.id, with_segments=False)   # for its number only
     numbers = [v.version for v in versions]
     new = request.args.get("b", type=int) or current.version
     old = request.args.get("a", type=int) or (versions[numbers.index(new) - 1].version

@@ -102,7 +102,7 @@ def transcript_diff(ctx, item_id, old, new, as_json):
     archive = ctx.archive
     rec = resolve_recording(archive, item_id, with_transcript=True)
     if new is None:
-        new = archive.catalog.current_transcript(rec.id).version
+        new = archive.catalog.current_transcript(rec.id, with_segments=False).version
     if old is None:
         old = max(1, new - 1)
     changes = diff_versions(archive, rec.id, old, new)
