@@ -17,6 +17,7 @@ from .errors import InvalidInput, NotFound, StorageError
 
 AGE = re.compile(r"^\s*(\d+)\s*([dhw]?)\s*$")
 UNITS = {"": "days", "d": "days", "h": "hours", "w": "weeks"}
+WHOLE_SCOPE = "all objects"   # the scope of a run over every object (it also looks for strays)
 
 
 @dataclass
@@ -86,7 +87,7 @@ def verify(archive, session_id: str | None = None, older_than: dt.timedelta | No
     if session_id:
         catalog.get_session(session_id)  # a NotFound with a clear sentence for a wrong id
     cutoff = None
-    scope = f"session {session_id}" if session_id else "all objects"
+    scope = f"session {session_id}" if session_id else WHOLE_SCOPE
     if older_than is not None:
         cutoff = (dt.datetime.now(dt.timezone.utc) - older_than).replace(microsecond=0).isoformat()
         scope += f" not verified since {cutoff}"

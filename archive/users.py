@@ -35,12 +35,14 @@ PERMISSIONS = {
     "access_report": "see who viewed, played, exported or cited a session",
     "correct": "correct a transcript's text and speaker labels (saved as a new version)",
     "cite": "make citations of passages and check citation codes",
+    "preservation": "see the backups made, the fixity runs and the objects that failed their check",
 }
 
 _READERS = frozenset({"search", "view", "play", "download", "cite"})
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS),
-    "archivist": _READERS | {"upload", "jobs", "correct", "note", "seal", "retention", "access_report"},
+    "archivist": _READERS | {"upload", "jobs", "correct", "note", "seal", "retention", "access_report",
+                             "preservation"},
     "inspector": _READERS | {"note"},
     "handler": _READERS | {"note", "correct"},
 }

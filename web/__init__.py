@@ -87,6 +87,8 @@ def create_app(archive: Archive, test_config: dict | None = None) -> Flask:
         app.register_blueprint(module.bp)
     from . import records  # notes, sealed passages, retention and the access report (issue 9)
     app.register_blueprint(records.bp)
+    from . import preservation  # backups and fixity runs, read-only
+    app.register_blueprint(preservation.bp)
 
     app.jinja_env.filters["clock"] = markup.clock
     app.jinja_env.filters["snippet"] = markup.safe_snippet

@@ -50,9 +50,9 @@ def test_permission_table():
     table = {role: sorted(users.ROLE_PERMISSIONS[role]) for role in users.ROLES}
     assert table == {
         "admin": ["access_report", "audit", "cite", "correct", "download", "jobs", "note", "play",
-                  "retention", "seal", "search", "upload", "users", "view"],
+                  "preservation", "retention", "seal", "search", "upload", "users", "view"],
         "archivist": ["access_report", "cite", "correct", "download", "jobs", "note", "play",
-                      "retention", "seal", "search", "upload", "view"],
+                      "preservation", "retention", "seal", "search", "upload", "view"],
         "inspector": ["cite", "download", "note", "play", "search", "view"],
         "handler": ["cite", "correct", "download", "note", "play", "search", "view"],
     }

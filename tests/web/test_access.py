@@ -18,6 +18,7 @@ ROUTES = {
     "api_jobs": ("GET", "/api/jobs"),
     "upload": ("GET", "/upload"),
     "jobs": ("GET", "/jobs"),
+    "preservation": ("GET", "/preservation"),
     "admin": ("GET", "/admin/"),
     "add_user": ("POST", "/admin/users"),
     "disable_user": ("POST", "/admin/users/retired/disable"),
@@ -28,7 +29,7 @@ ALLOWED = {
     ANON: OPEN,
     "handler": OPEN | READ,
     "inspector": OPEN | READ,
-    "archivist": OPEN | READ | {"api_jobs", "upload", "jobs"},
+    "archivist": OPEN | READ | {"api_jobs", "upload", "jobs", "preservation"},
     "admin": set(ROUTES),
 }
 OK = {"GET": 200, "POST": 302}  # an accepted form redirects back to its page
