@@ -7,6 +7,7 @@ needs a signed-in user, and `archive.users.can` decides what each role may do.
 """
 from __future__ import annotations
 
+import errno
 from datetime import timedelta
 
 from flask import Flask, jsonify, make_response, render_template, request
@@ -32,6 +33,7 @@ ERROR_TITLES = {
     413: "Tệp quá lớn",
     416: "Khoảng dữ liệu không hợp lệ",
     429: "Quá nhiều lần thử",
+    507: "Ổ đĩa đã đầy",
     500: "Lỗi máy chủ",
     503: "Dịch vụ tạm thời không sẵn sàng",
 }
@@ -42,6 +44,8 @@ ERROR_TEXTS = {
     405: "Trang này không nhận phương thức yêu cầu đó.",
     429: "Bạn đã thử quá nhiều lần. Vui lòng đợi một lát rồi thử lại.",
     500: "Đã xảy ra lỗi ngoài dự kiến. Vui lòng thử lại; nếu lỗi lặp lại, hãy báo quản trị viên.",
+    507: ("Ổ đĩa của máy chủ lưu trữ đã đầy nên chưa nhận được tệp; không có gì được lưu. "
+          "Hãy báo quản trị viên giải phóng chỗ trống rồi thử lại."),
 }
 
 
@@ -129,6 +133,15 @@ def create_app(archive: Archive, test_config: dict | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(exc):
         return error_page(exc.code or 500, headers=exc.get_headers(), original=exc)
+
+    @app.errorhandler(OSError)
+    def disk_error(exc):
+        # an upload streams into staging while the body is read (CSRF reads it first): a full
+        # disk ends that request with a sentence; the part already written goes at teardown
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return unexpected(exc)
+        app.logger.error("disk full on %s: %s", request.path, exc)
+        return error_page(507)
 
     @app.errorhandler(Exception)
     def unexpected(exc):

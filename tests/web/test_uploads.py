@@ -142,3 +142,37 @@ def test_jobs_page_and_its_json(archivist, site):
     assert data["progress"] == 0.4 and data["stage_label"] == "Tạo bản để xem"
     assert "/nowhere" not in json.dumps(data)
     catalog.update_job(job.id, status="failed", message="test over")
+
+
+def test_a_full_disk_while_the_upload_streams_is_said_and_leaves_nothing(archivist, helpers, site, monkeypatch):
+    import errno
+    from web import uploads
+    make_part = uploads.tempfile.NamedTemporaryFile
+
+    class FillingFile:
+        """A staging part file on a disk that fills after 64 KiB."""
+        def __init__(self, *args, **kwargs):
+            self._file, self._written = make_part(*args, **kwargs), 0
+
+        def write(self, data):
+            self._written += len(data)
+            if self._written > 64 * 1024:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self._file.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self._file, name)
+
+    catalog = site["archive"].catalog
+    jobs_before = len(catalog.list_jobs(limit=100000))
+    uploads_before = len([e for e in catalog.audit_entries() if e["action"] == "upload"])
+    monkeypatch.setattr(uploads.tempfile, "NamedTemporaryFile", FillingFile)
+    response = upload(archivist, helpers, [(io.BytesIO(b"\0" * (1024 * 1024)), "phiên lớn.mp4")],
+                      title="Phiên đầy đĩa")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 507, page
+    assert "Ổ đĩa của máy chủ lưu trữ đã đầy nên chưa nhận được tệp" in page
+    incoming = site["archive"].settings.staging_dir / "uploads" / ".incoming"
+    assert not list(incoming.iterdir()), "the part written before the disk filled is removed"
+    assert len(catalog.list_jobs(limit=100000)) == jobs_before
+    assert len([e for e in catalog.audit_entries() if e["action"] == "upload"]) == uploads_before
