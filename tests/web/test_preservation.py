@@ -164,3 +164,26 @@ def test_a_session_run_is_not_a_whole_run_and_a_sound_archive_is_called_safe(fre
     later = state(archive.catalog, now=finished + dt.timedelta(days=91))
     assert (later["whole_age"], later["whole_stale"], later["safe"]) == (91, True, False)
     assert state(archive.catalog, now=finished + dt.timedelta(days=90))["safe"]
+
+
+def test_the_page_in_a_browser(server, browser, preserved, helpers):
+    """Real Chromium, signed in as the archivist: the page renders under the CSP, the damaged
+    object's session link works, and the markup in backup names stays text."""
+    from selenium.webdriver.common.by import By
+
+    from ..conftest import ARTIFACTS, wait_for
+    browser.get(f"{server}/login")
+    browser.find_element(By.NAME, "username").send_keys("archivist")
+    browser.find_element(By.NAME, "password").send_keys(helpers.PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, ".login button[type=submit]").click()
+    wait_for(lambda: "/login" not in browser.current_url
+             and browser.execute_script("return document.readyState") == "complete")
+    browser.find_element(By.LINK_TEXT, "Bảo quản").click()
+    verdict = wait_for(lambda: browser.find_elements(By.ID, "verdict"))[0]
+    assert "cần được chú ý" in verdict.text
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0, "markup stayed text"
+    browser.save_screenshot(str(ARTIFACTS / "web-preservation.png"))
+    messages = [entry["message"] for entry in browser.get_log("browser")]
+    assert not [m for m in messages if "Content Security Policy" in m or "Refused" in m], messages
+    browser.find_element(By.CSS_SELECTOR, "table.damaged a").click()
+    wait_for(lambda: "/sessions/" in browser.current_url)
