@@ -175,8 +175,12 @@ class UploadWorker:
             return (f"Máy chủ đã dừng trước khi xử lý lần tải lên này. Các tệp vẫn còn trong thư mục dữ liệu, "
                     f"tại {where}; hãy tải lên lại, hoặc nhờ quản trị viên chạy lệnh tcd ingest {where} "
                     f"kèm thông tin phiên.")
-        return (f"Máy chủ đã dừng khi đang xử lý lần tải lên này. Các tệp vẫn còn trong thư mục dữ liệu, "
-                f"tại {where}; quản trị viên chạy lệnh tcd ingest --resume để xử lý tiếp.")
+        if folder.is_dir() and any(folder.iterdir()):
+            return (f"Máy chủ đã dừng khi đang xử lý lần tải lên này. Các tệp vẫn còn trong thư mục dữ liệu, "
+                    f"tại {where}; quản trị viên chạy lệnh tcd ingest --resume để xử lý tiếp.")
+        # the pipeline had moved them into its own job folders (uploads are taken, not copied)
+        return ("Máy chủ đã dừng khi đang xử lý lần tải lên này. Các tệp đã được chuyển vào hàng nạp "
+                "trong thư mục dữ liệu; quản trị viên chạy lệnh tcd ingest --resume để xử lý tiếp.")
 
     def _loop(self) -> None:
         while True:

@@ -346,3 +346,17 @@ def test_the_upload_worker_outlives_a_catalog_that_did_not_answer(site, monkeypa
     assert catalog.get_upload("recorded")["status"] == "done"
     assert "upload unrecorded could not be recorded" in caplog.text
     assert catalog.get_upload("unrecorded")["status"] == "failed"  # its own process said how it ended
+
+
+def test_a_dead_upload_whose_files_the_pipeline_took_says_where_they_went(site, tmp_path):
+    from types import SimpleNamespace
+
+    from web.uploads import UploadWorker
+    folder = site["archive"].home / "staging" / "uploads" / "taken-by-its-job"
+    folder.mkdir(parents=True)
+    upload = {"folder": str(folder), "status": "running"}
+    message = UploadWorker._orphan_message(SimpleNamespace(archive=site["archive"]), upload)
+    assert "đã được chuyển vào hàng nạp" in message and "tcd ingest --resume" in message
+    (folder / "a.mp4").write_bytes(b"still here")
+    message = UploadWorker._orphan_message(SimpleNamespace(archive=site["archive"]), upload)
+    assert "staging/uploads/taken-by-its-job" in message
