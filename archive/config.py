@@ -32,6 +32,8 @@ host = "127.0.0.1"
 port = 8000
 # Processes answering requests (each uses one core); 0 means one per core.
 processes = 0
+# On SIGTERM or Ctrl+C, seconds the requests already running have to finish before they are cut.
+drain_seconds = 30
 """
 
 
@@ -45,6 +47,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     processes: int = 0
+    drain_seconds: float = 30.0
     env: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -105,6 +108,7 @@ def load(home: str | os.PathLike | None = None, env: dict | None = None) -> Sett
         host=server.get("host", "127.0.0.1"),
         port=int(server.get("port", 8000)),
         processes=int(server.get("processes", 0)),
+        drain_seconds=float(server.get("drain_seconds", 30)),
         env=env,
     )
 

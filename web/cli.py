@@ -1,5 +1,6 @@
 """`tcd serve`: the web application on waitress (threads in each of one or more processes), bound
-to loopback unless told otherwise."""
+to loopback unless told otherwise; on SIGTERM or Ctrl+C it lets the requests running finish
+(web/drain.py)."""
 from __future__ import annotations
 
 import ipaddress
@@ -14,7 +15,7 @@ import waitress
 
 from archive.cli import pass_ctx
 
-from . import create_app, dispatch, workers
+from . import create_app, dispatch, drain, workers
 
 # Requests served at once. Requests are mostly Python under one GIL: more threads than this only
 # add switching (bench/web.py, 50 clients: 16 threads served 160-230 requests/s, 4 served 250-280).
@@ -32,8 +33,9 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_app(archive, host: str, port: int, threads: int = THREADS, processes: int = 1,
-              echo=click.echo) -> int:
-    """Run the application until interrupted; the exit status (0: stopped as asked)."""
+              drain_seconds: float = 30.0, echo=click.echo) -> int:
+    """Run the application until interrupted; the exit status (0: stopped as asked). Requests
+    running when it is asked to stop have `drain_seconds` to finish."""
     if not os.environ.get("TMPDIR"):
         # waitress spools request bodies (uploads) to temporary files: keep them on the
         # archive's disk, not in a /tmp that may be small or in memory.
@@ -56,11 +58,12 @@ def serve_app(archive, host: str, port: int, threads: int = THREADS, processes: 
     many = f" with {processes} processes" if processes > 1 else ""
     echo(f"Serving {archive.home} on http://{host}:{port}/{many} (Ctrl+C stops).")
     if processes <= 1:
-        _serve(archive, listener, threads)
+        _serve(archive, listener, threads, drain_seconds)
         return 0
     sys.stdout.flush()
     archive.catalog.close()  # each worker opens its own connections
-    return workers.Supervisor(lambda seats: _serve(archive, listener, threads, seats), processes).run()
+    return workers.Supervisor(lambda seats: _serve(archive, listener, threads, drain_seconds, seats),
+                              processes, drain_seconds, listener).run()
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -70,10 +73,12 @@ def _family(host: str) -> socket.AddressFamily:
         return socket.AF_INET
 
 
-def _serve(archive, listener: socket.socket, threads: int, seats: workers.Seats | None = None) -> None:
+def _serve(archive, listener: socket.socket, threads: int, drain_seconds: float,
+           seats: workers.Seats | None = None) -> None:
     # _dispatcher: waitress's own thread pool, but media requests go first (web.dispatch)
+    socket_map: dict = {}  # ours, so that web.drain can turn waitress's loop itself
     server = waitress.create_server(
-        create_app(archive), sockets=[listener], threads=threads, ident="tcd",
+        create_app(archive), map=socket_map, sockets=[listener], threads=threads, ident="tcd",
         max_request_body_size=BIGGEST_UPLOAD, channel_timeout=300, connection_limit=200,
         _dispatcher=dispatch.dispatcher(threads))
     if seats is not None:
@@ -81,7 +86,7 @@ def _serve(archive, listener: socket.socket, threads: int, seats: workers.Seats 
         # worker holds fewer connections than this one (web.workers.Seats)
         accepting = server.readable
         server.readable = lambda: seats.may_accept(len(server.active_channels)) and accepting()
-    server.run()
+    drain.Drain(server, socket_map, drain_seconds).serve(alone=seats is None)
 
 
 @click.command()
@@ -91,10 +96,15 @@ def _serve(archive, listener: socket.socket, threads: int, seats: workers.Seats 
               help="Requests each process serves at once.")
 @click.option("--processes", type=click.IntRange(min=1),
               help="Server processes (default: the [server] processes of tcd.toml, one per core).")
+@click.option("--drain", "drain_seconds", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="On SIGTERM or Ctrl+C, how long requests already running may take to finish "
+                   "before they are cut (default: the [server] drain_seconds of tcd.toml, 30); "
+                   "a second signal stops at once.")
 @pass_ctx
-def serve(ctx, host, port, threads, processes):
+def serve(ctx, host, port, threads, processes, drain_seconds):
     """Serve the web application (search, player, uploads, admin)."""
     settings = ctx.archive.settings
     status = serve_app(ctx.archive, host or settings.host, port or settings.port, threads,
-                       processes or settings.server_processes)
+                       processes or settings.server_processes,
+                       settings.drain_seconds if drain_seconds is None else drain_seconds)
     sys.exit(status)

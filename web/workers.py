@@ -7,6 +7,12 @@ that dies is replaced, and one that dies at once (a broken set-up, not a crash u
 the server with its exit status rather than being restarted in a loop. What the workers must agree
 on (sign-in throttling, plays already audited, uploads) lives in the catalog, not in memory.
 
+Stopping is graceful (web/drain.py): the first SIGTERM or SIGINT closes the parent's copy of the
+socket and passes SIGTERM on, on which each worker stops taking connections and lets the requests
+it holds finish for up to the drain time; a second one passes `STOP_NOW` on, which cuts them. A
+worker that has not ended by the drain time plus `STOP_MARGIN` is killed, and none is replaced
+once stopping has begun.
+
 Forking is safe because the parent opens no catalog connection, index reader or thread it would
 hand down: the caller closes what it used before `run()` forks.
 """
@@ -16,13 +22,19 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import time
 from typing import Callable
 
 log = logging.getLogger("tcd.serve")
 
 STARTUP_GRACE = 5.0   # seconds: a worker that ends sooner was not able to start
-STOP_TIMEOUT = 10.0   # seconds a worker has to end after SIGTERM before it is killed
+STOP_MARGIN = 3.0     # seconds past the drain time a worker has to end before it is killed
+STOP_NOW = signal.SIGQUIT  # to a worker: cut the requests still running and end (as gunicorn's)
+
+
+class _Stopping(Exception):
+    """Raised by the signal handler out of the wait for a worker to end (PEP 475 would resume it)."""
 
 
 class Seats:
@@ -47,17 +59,23 @@ class Seats:
 
 
 class Supervisor:
-    """Forks `count` processes that each call `work(seat)` and keeps them running until stopped."""
+    """Forks `count` processes that each call `work(seat)` and keeps them running until stopped.
+    `listener`, the socket the workers share, is closed here when stopping begins: while any
+    process holds it open, the kernel would take new connections that nobody answers."""
 
-    def __init__(self, work: Callable[[Seats], None], count: int):
+    def __init__(self, work: Callable[[Seats], None], count: int, drain_seconds: float = 30.0,
+                 listener: socket.socket | None = None):
         self.work, self.count = work, max(1, count)
+        self.drain_seconds, self.listener = max(0.0, drain_seconds), listener
         self.seats = Seats(self.count)
         self.started: dict[int, tuple[int, float]] = {}   # pid -> (seat, when it was started)
         self.stopping = False
+        self.deadline = 0.0   # once stopping: when the workers still running are killed
+        self.waiting = False  # in os.wait(), which a stop signal must end
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; the exit status for the command (0: stopped as asked)."""
-        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, self._signalled) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             for index in range(self.count):
                 self._spawn(index)
@@ -70,7 +88,7 @@ class Supervisor:
 
     def _spawn(self, index: int) -> None:
         # Signals wait until the worker has its own handlers: the parent's would stop its siblings.
-        signals = {signal.SIGTERM, signal.SIGINT}
+        signals = {signal.SIGTERM, signal.SIGINT, STOP_NOW}
         signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         pid = os.fork()
         if pid == 0:  # the worker
@@ -78,6 +96,7 @@ class Supervisor:
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(STOP_NOW, signal.default_int_handler)  # until web.drain has its own
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
                 self.seats.sit(index)
                 self.work(self.seats)
@@ -95,9 +114,14 @@ class Supervisor:
         """Replace workers that die until told to stop; `run` then reaps the rest (with a deadline)."""
         while self.started and not self.stopping:
             try:
-                pid, status = os.wait()  # a signal handled meanwhile does not interrupt it (PEP 475)
-            except ChildProcessError:
+                self.waiting = True
+                if self.stopping:  # the signal came just before
+                    return 0
+                pid, status = os.wait()
+            except (ChildProcessError, _Stopping):
                 return 0
+            finally:
+                self.waiting = False
             if pid not in self.started or self.stopping:
                 continue
             index, since = self.started.pop(pid)
@@ -111,16 +135,27 @@ class Supervisor:
             self._spawn(index)
         return 0
 
-    def _stop(self, *_signal) -> None:
-        self.stopping = True
+    def _signalled(self, *_signal) -> None:
+        self._stop(now=self.stopping)  # a second signal (Ctrl+C twice): at once
+        if self.waiting:
+            raise _Stopping
+
+    def _stop(self, now: bool = False) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.deadline = time.monotonic() + self.drain_seconds + STOP_MARGIN
+            if self.listener is not None:
+                self.listener.close()
+        if now:
+            self.deadline = min(self.deadline, time.monotonic() + STOP_MARGIN)
         for pid in self.started:
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, STOP_NOW if now else signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
     def _reap_all(self) -> None:
-        deadline = time.monotonic() + STOP_TIMEOUT
+        killed = set()
         while self.started:
             for pid in list(self.started):
                 try:
@@ -129,6 +164,8 @@ class Supervisor:
                     done = pid
                 if done:
                     self.started.pop(pid)
-                elif time.monotonic() > deadline:
+                elif time.monotonic() > self.deadline and pid not in killed:
+                    log.warning("worker %d did not end in time after it was told to stop; killing it", pid)
                     os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
             time.sleep(0.05)
