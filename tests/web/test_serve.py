@@ -385,6 +385,18 @@ def _drained_server(seconds: float):
     return drain.Drain(server, socket_map, seconds), listener.getsockname()[1]
 
 
+def _serve_while(drainer, client) -> tuple[int, float]:
+    """Serve here while `client` runs in a thread (it signals this process); how many requests
+    were cut, and how long serving took."""
+    thread = threading.Thread(target=client, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    cut = drainer.serve(alone=True)
+    took = time.monotonic() - started
+    thread.join(5)
+    return cut, took
+
+
 def test_a_page_being_rendered_finishes_while_idle_connections_close():
     drainer, port = _drained_server(10)
     seen = {}
@@ -403,12 +415,8 @@ def test_a_page_being_rendered_finishes_while_idle_connections_close():
         seen["slow"] = response.status, response.read()
         seen["answered"] = time.monotonic()
 
-    thread = threading.Thread(target=client, daemon=True)
-    started = time.monotonic()
-    thread.start()
-    assert drainer.serve(alone=True) == 0
-    took = time.monotonic() - started
-    thread.join(5)
+    cut, took = _serve_while(drainer, client)
+    assert cut == 0
     assert seen["refused"]
     assert seen["idle closed"] and seen["idle closed"] < seen["answered"] - 0.5  # at once, not at the end
     assert seen["slow"] == (200, b"/slow" * 1000)
@@ -429,12 +437,8 @@ def test_a_page_still_rendering_at_the_deadline_is_cut():
         except (http.client.RemoteDisconnected, ConnectionResetError) as exc:
             seen["answer"] = type(exc)
 
-    thread = threading.Thread(target=client, daemon=True)
-    started = time.monotonic()
-    thread.start()
-    assert drainer.serve(alone=True) == 1
-    took = time.monotonic() - started
-    thread.join(5)
+    cut, took = _serve_while(drainer, client)
+    assert cut == 1
     assert seen["answer"] in (http.client.RemoteDisconnected, ConnectionResetError)
     assert 0.8 <= took < 2  # at the deadline, not when the page would have been done
 
