@@ -72,7 +72,8 @@ class Drain:
         of them (a service manager signals every process of the group, a terminal's Ctrl+C too)
         and stops at once on `workers.STOP_NOW`, which only its supervisor sends."""
         if alone:
-            handlers = {signal.SIGTERM: self.stop_or_hurry, signal.SIGINT: self.stop_or_hurry}
+            handlers = {signal.SIGTERM: self.stop_or_hurry, signal.SIGINT: self.stop_or_hurry,
+                        workers.STOP_NOW: self.stop_now}
         else:
             handlers = {signal.SIGTERM: self.stop, signal.SIGINT: self.stop, workers.STOP_NOW: self.stop_now}
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}

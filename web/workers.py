@@ -75,7 +75,7 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; the exit status for the command (0: stopped as asked)."""
-        previous = {sig: signal.signal(sig, self._signalled) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, self._signalled) for sig in (signal.SIGTERM, signal.SIGINT, STOP_NOW)}
         try:
             for index in range(self.count):
                 self._spawn(index)
@@ -135,8 +135,9 @@ class Supervisor:
             self._spawn(index)
         return 0
 
-    def _signalled(self, *_signal) -> None:
-        self._stop(now=self.stopping)  # a second signal (Ctrl+C twice): at once
+    def _signalled(self, signum, _frame) -> None:
+        # a second signal (Ctrl+C twice), or a terminal's quit key (Ctrl+\): at once
+        self._stop(now=self.stopping or signum == STOP_NOW)
         if self.waiting:
             raise _Stopping
 

@@ -316,6 +316,25 @@ def test_ctrl_c_twice_stops_at_once(tmp_path, helpers, processes):
     assert "cut 1 request still running" in output and "killing" not in output, output
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_the_quit_key_stops_at_once(tmp_path, helpers, processes):
+    home = _archive_with_archivist(tmp_path, helpers)
+    port = free_ports(1)[0]
+    server = _start(home, port, "--processes", processes)  # the default drain: 30 s
+    try:
+        sock, _ = _start_upload(port, helpers)
+        signalled = time.monotonic()
+        os.killpg(server.pid, signal.SIGQUIT)  # Ctrl+\ reaches the whole group, supervisor too
+        assert server.wait(timeout=10) == 0
+        took = time.monotonic() - signalled
+        sock.close()
+    finally:
+        os.killpg(server.pid, signal.SIGKILL) if server.poll() is None else None
+        output = server.communicate(timeout=10)[0].decode()
+    assert took < 3, output
+    assert "cut 1 request still running" in output and "killing" not in output, output
+
+
 def test_the_supervisor_kills_a_worker_only_after_the_drain_and_replaces_none_while_stopping(tmp_path, monkeypatch):
     """Seat 0 drains for 1 s (longer than the margin alone), seat 1 ignores SIGTERM: the first ends
     by itself, the second is killed at drain + margin, and neither is replaced."""
