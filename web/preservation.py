@@ -13,6 +13,7 @@ import datetime as dt
 import re
 
 from flask import Blueprint, render_template
+from jinja2.filters import do_filesizeformat
 
 from archive.fixity import WHOLE_SCOPE
 
@@ -107,10 +108,8 @@ def media_label(media) -> str:
 
 
 def size_label(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}".replace(".", ",")
-    return f"{n} B"
+    """Jinja's own size filter, with the decimal comma Vietnamese writes."""
+    return f"{n} B" if n < 1000 else do_filesizeformat(n).replace(".", ",")
 
 
 def owner_role(role: str) -> str:

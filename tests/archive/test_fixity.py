@@ -117,3 +117,16 @@ def test_a_whole_run_names_objects_the_catalog_does_not_know_without_failing(fil
     assert scoped["ok"] and scoped["strays"] == [], "a session's run does not judge the whole store"
     arch.store.delete(stray)
     assert verify(arch).strays == []
+
+
+def test_a_store_that_cannot_be_listed_gives_no_strays_and_keeps_the_report(filled, monkeypatch):
+    from archive.errors import StorageUnavailable
+    arch = filled["archive"]
+
+    def unlisted():
+        raise StorageUnavailable("The S3 server cannot be reached.")
+        yield  # a generator, as keys() is
+    monkeypatch.setattr(arch.store, "keys", unlisted)
+    report = verify(arch)
+    assert report.ok and report.checked == 5 and report.strays == []
+    assert arch.catalog.last_fixity_run()["detail"]["strays"] == []
